@@ -1,0 +1,237 @@
+package optlock
+
+import (
+	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
+	"gorm.io/gorm/clause"
+)
+
+// lockState carries one lock-checked statement through the plugin's callbacks.
+type lockState struct {
+	spec     *lockSpec
+	snapshot *snapshot
+	// next holds, per lock field, the value every row gets (nil for counters).
+	next []any
+	// savepoint names the savepoint around a bulk write in the caller's transaction.
+	savepoint string
+	// outerPool is the connection pool to go back to after the plugin's own transaction.
+	outerPool gorm.ConnPool
+	// conflict is the error reported when rows did not match; its keys are filled in by finish
+	// when they can only be read after GORM's rollback.
+	conflict *OptimisticLockError
+	// findConflicts says the conflicting keys are still to be read.
+	findConflicts bool
+}
+
+// requested reports whether the statement is lock-checked, and with which field names.
+func requested(db *gorm.DB) ([]string, bool) {
+	if fields, ok := db.Get(settingFields); ok {
+		return fields.([]string), true
+	}
+	if _, ok := db.Get(settingSafely); ok {
+		return nil, true
+	}
+	return nil, false
+}
+
+func stateOf(db *gorm.DB) *lockState {
+	if v, ok := db.InstanceGet(settingState); ok {
+		return v.(*lockState)
+	}
+	return nil
+}
+
+// prepare resolves the lock fields, snapshots the rows as the caller read them and, for a bulk
+// write, makes sure it can be undone. It runs before BeforeUpdate hooks and associations.
+func (p *Plugin) prepare(db *gorm.DB) {
+	names, ok := requested(db)
+	if !ok || db.Error != nil {
+		return
+	}
+	stmt := db.Statement
+	if stmt.Schema == nil {
+		_ = db.AddError(invalidf("a lock-checked update needs a model: pass the row you read to Model(&row)"))
+		return
+	}
+	spec, err := p.lockSpec(stmt, names)
+	if err != nil {
+		_ = db.AddError(err)
+		return
+	}
+	if err := refuseLockValues(stmt, spec); err != nil {
+		_ = db.AddError(err)
+		return
+	}
+	snap, err := takeSnapshot(stmt.Context, spec, stmt.ReflectValue)
+	if err != nil {
+		_ = db.AddError(err)
+		return
+	}
+	if len(snap.rows) == 0 {
+		_ = db.AddError(invalidf("the model holds no rows: pass the rows you read"))
+		return
+	}
+	st := &lockState{spec: spec, snapshot: snap}
+	db.InstanceSet(settingState, st)
+	if len(snap.rows) > 1 {
+		p.guardBulk(db, st)
+	}
+}
+
+// refuseLockValues rejects a values map that sets a lock field: the plugin advances lock fields itself.
+func refuseLockValues(stmt *gorm.Statement, spec *lockSpec) error {
+	values, ok := stmt.Dest.(map[string]any)
+	if !ok {
+		return nil
+	}
+	for name := range values {
+		for _, lf := range spec.locks {
+			if name == lf.field.DBName || name == lf.field.Name {
+				return invalidf("values set the lock field %q: leave it out, optlock advances it on every write", name)
+			}
+		}
+	}
+	return nil
+}
+
+// build adds the lock columns to SET and the lock predicate to WHERE. It runs last before
+// gorm:update, so the values BeforeUpdate hooks set are in.
+func (p *Plugin) build(db *gorm.DB) {
+	st := stateOf(db)
+	if st == nil || db.Error != nil {
+		return
+	}
+	stmt := db.Statement
+	set, ok := existingSet(stmt)
+	if !ok {
+		// GORM adds the key conditions as it converts values; the predicate carries the keys itself.
+		whereLen := whereExprCount(stmt)
+		set = callbacks.ConvertToAssignments(stmt)
+		truncateWhere(stmt, whereLen)
+		if db.Error != nil {
+			return
+		}
+	}
+	set = withoutLockColumns(set, st.spec)
+
+	now := db.NowFunc()
+	st.next = make([]any, len(st.spec.locks))
+	for j, lf := range st.spec.locks {
+		col := clause.Column{Name: lf.field.DBName}
+		if lf.kind == counterLock {
+			set = append(set, clause.Assignment{Column: col, Value: clause.Expr{SQL: "? + 1", Vars: []any{col}}})
+			continue
+		}
+		st.next[j] = st.snapshot.nextValue(st.spec, j, now)
+		set = append(set, clause.Assignment{Column: col, Value: st.next[j]})
+	}
+	stmt.AddClause(set)
+	stmt.AddClause(clause.Where{Exprs: []clause.Expression{lockPredicate{spec: st.spec, values: st.snapshot.values}}})
+	// AfterUpdate hooks see the advanced lock fields; finish puts the rows back if the write fails.
+	_ = db.AddError(st.snapshot.advance(stmt.Context, st.spec, st.next))
+}
+
+func existingSet(stmt *gorm.Statement) (clause.Set, bool) {
+	if c, ok := stmt.Clauses["SET"]; ok {
+		if set, ok := c.Expression.(clause.Set); ok {
+			return set, true
+		}
+	}
+	return nil, false
+}
+
+func whereExprCount(stmt *gorm.Statement) int {
+	if c, ok := stmt.Clauses["WHERE"]; ok {
+		if where, ok := c.Expression.(clause.Where); ok {
+			return len(where.Exprs)
+		}
+	}
+	return 0
+}
+
+func truncateWhere(stmt *gorm.Statement, n int) {
+	c, ok := stmt.Clauses["WHERE"]
+	if !ok {
+		return
+	}
+	if where, ok := c.Expression.(clause.Where); ok && len(where.Exprs) > n {
+		where.Exprs = where.Exprs[:n]
+		c.Expression = where
+		stmt.Clauses["WHERE"] = c
+	}
+}
+
+// withoutLockColumns drops assignments to lock columns (Save and struct values carry the old ones).
+func withoutLockColumns(set clause.Set, spec *lockSpec) clause.Set {
+	kept := set[:0:0]
+	for _, a := range set {
+		isLock := false
+		for _, lf := range spec.locks {
+			if a.Column.Name == lf.field.DBName {
+				isLock = true
+				break
+			}
+		}
+		if !isLock {
+			kept = append(kept, a)
+		}
+	}
+	return kept
+}
+
+// check judges the write inside the transaction: fewer rows than given means a conflict, which
+// becomes an error here so GORM rolls back (and Save does not fall back to an insert).
+func (p *Plugin) check(db *gorm.DB) {
+	st := stateOf(db)
+	if st == nil || db.DryRun {
+		return
+	}
+	if db.Error != nil {
+		_ = settleSavepoint(db, st, true)
+		return
+	}
+	expected := int64(len(st.snapshot.rows))
+	switch {
+	case db.RowsAffected == expected:
+		_ = db.AddError(settleSavepoint(db, st, false))
+		return
+	case db.RowsAffected > expected:
+		_ = settleSavepoint(db, st, true)
+		_ = db.AddError(invalidf("the update matched %d rows for %d given: the primary key of table %s is not unique", db.RowsAffected, expected, db.Statement.Table))
+		return
+	}
+	st.conflict = &OptimisticLockError{Table: db.Statement.Table}
+	db.RowsAffected = 0
+	if db.Statement.Result != nil {
+		db.Statement.Result.RowsAffected = 0
+	}
+	if expected == 1 {
+		st.conflict.ConflictIDs = []any{st.snapshot.key(st.spec, 0)}
+	} else {
+		st.findConflicts = true
+	}
+	if st.savepoint != "" {
+		if err := settleSavepoint(db, st, true); err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		p.fillConflicts(db, st)
+	}
+	_ = db.AddError(st.conflict)
+}
+
+// finish runs after GORM's commit or rollback: it settles the plugin's own transaction, reads the
+// conflicting keys once the failed write is undone, and puts the rows back if nothing was written.
+func (p *Plugin) finish(db *gorm.DB) {
+	st := stateOf(db)
+	if st == nil {
+		return
+	}
+	settleOwnTransaction(db, st)
+	if st.findConflicts {
+		p.fillConflicts(db, st)
+	}
+	if db.Error != nil && !db.DryRun {
+		st.snapshot.restore()
+	}
+}

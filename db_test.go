@@ -1,0 +1,149 @@
+package optlock_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/go-optlock/optlock"
+)
+
+// Local defaults for the servers this project is developed against; override with the env vars.
+const (
+	defaultPostgresDSN = "host=127.0.0.1 port=5432 user=root dbname=test sslmode=disable"
+	defaultMySQLDSN    = "root:@tcp(127.0.0.1:3306)/test?charset=utf8mb4&parseTime=True&loc=Local"
+)
+
+// dialect is one database the tests run against.
+type dialect struct {
+	name string
+	open func(t testing.TB) (*gorm.DB, error)
+}
+
+var dialects = []dialect{
+	{"sqlite", openSQLite},
+	{"postgres", sharedServer("pgx", "OPTLOCK_POSTGRES_DSN", defaultPostgresDSN, func(conn *sql.DB) gorm.Dialector {
+		return postgres.New(postgres.Config{Conn: conn})
+	})},
+	{"mysql", sharedServer("mysql", "OPTLOCK_MYSQL_DSN", defaultMySQLDSN, func(conn *sql.DB) gorm.Dialector {
+		return mysql.New(mysql.Config{Conn: conn})
+	})},
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func gormConfig() *gorm.Config {
+	level := logger.Silent
+	if os.Getenv("OPTLOCK_SQL_LOG") != "" {
+		level = logger.Info
+	}
+	return &gorm.Config{Logger: logger.Default.LogMode(level)}
+}
+
+// openSQLite opens a fresh database file: a file, not :memory:, so every pooled connection and every
+// process sees the same data; WAL and a busy timeout let concurrent writers queue instead of failing.
+func openSQLite(t testing.TB) (*gorm.DB, error) {
+	db, err := openSQLiteFile(filepath.Join(t.TempDir(), "optlock.db"))
+	if err == nil {
+		t.Cleanup(func() {
+			if conn, err := db.DB(); err == nil {
+				_ = conn.Close()
+			}
+		})
+	}
+	return db, err
+}
+
+func openSQLiteFile(path string) (*gorm.DB, error) {
+	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate"
+	return gorm.Open(sqlite.Open(dsn), gormConfig())
+}
+
+// sharedServer shares one connection pool per server across the test binary; each test gets a
+// *gorm.DB of its own on it, so plugins registered by one test stay out of the others.
+func sharedServer(driver, env, fallback string, dialector func(*sql.DB) gorm.Dialector) func(testing.TB) (*gorm.DB, error) {
+	var (
+		once sync.Once
+		conn *sql.DB
+		err  error
+	)
+	return func(testing.TB) (*gorm.DB, error) {
+		once.Do(func() {
+			dsn := envOr(env, fallback)
+			if conn, err = sql.Open(driver, dsn); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				err = conn.PingContext(ctx)
+			}
+			if err != nil {
+				err = fmt.Errorf("%s at %q (set %s) unreachable: %w", driver, dsn, env, err)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		return gorm.Open(dialector(conn), gormConfig())
+	}
+}
+
+// requiredDatabases says whether an unreachable server fails the test instead of skipping it:
+// always under CI, or when OPTLOCK_REQUIRE_DBS lists it ("postgres,mysql" or "all").
+func requiredDatabase(name string) bool {
+	if os.Getenv("CI") == "true" {
+		return true
+	}
+	req := os.Getenv("OPTLOCK_REQUIRE_DBS")
+	return req == "all" || strings.Contains(req, name)
+}
+
+// eachDB runs fn once per database, on a *gorm.DB with the plugin registered and the given models'
+// tables freshly created (and dropped afterwards).
+func eachDB(t *testing.T, models []any, fn func(t *testing.T, db *gorm.DB)) {
+	t.Helper()
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			db := openDB(t, d, models)
+			fn(t, db)
+		})
+	}
+}
+
+// openDB opens dialect d with the plugin and fresh tables for models.
+func openDB(t *testing.T, d dialect, models []any) *gorm.DB {
+	t.Helper()
+	db, err := d.open(t)
+	if err != nil {
+		if requiredDatabase(d.name) {
+			t.Fatalf("%v (required: CI=true or OPTLOCK_REQUIRE_DBS)", err)
+		}
+		t.Skipf("skipping %s: %v", d.name, err)
+	}
+	require.NoError(t, db.Use(optlock.New()))
+	recreate(t, db, models...)
+	t.Cleanup(func() { _ = db.Migrator().DropTable(models...) })
+	return db
+}
+
+func recreate(t *testing.T, db *gorm.DB, models ...any) {
+	t.Helper()
+	require.NoError(t, db.Migrator().DropTable(models...))
+	require.NoError(t, db.AutoMigrate(models...))
+}

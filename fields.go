@@ -1,0 +1,225 @@
+package optlock
+
+import (
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
+)
+
+// lockKind says how a lock field advances on every write.
+type lockKind int
+
+const (
+	// counterLock is an integer version: SET v = v + 1.
+	counterLock lockKind = iota
+	// timeLock is a time.Time column such as updated_at: SET t = a time strictly later than the old one.
+	timeLock
+	// unixLock is an integer column with GORM's autoUpdateTime (seconds, milli or nanoseconds).
+	unixLock
+)
+
+// lockField is a lock column resolved against a model's schema, with what the dialect needs to
+// compare and advance it exactly.
+type lockField struct {
+	field *schema.Field
+	kind  lockKind
+	// unit is the column's resolution: the step by which a timeLock or unixLock must at least advance.
+	unit time.Duration
+	// castType, when set, wraps the snapshot value in CAST(? AS castType) so the database converts
+	// it exactly as it converted the value when it stored it (rounding or truncating extra digits).
+	castType string
+}
+
+// keyField is a primary-key column, with the type a PostgreSQL VALUES list casts it to.
+type keyField struct {
+	field    *schema.Field
+	castType string
+}
+
+// lockSpec is everything the plugin needs to lock-check one model: resolved once and cached.
+type lockSpec struct {
+	dialect string
+	keys    []keyField
+	locks   []lockField
+}
+
+// fieldCacheKey identifies one resolution of lock fields.
+type fieldCacheKey struct {
+	schema  *schema.Schema
+	dialect string
+	fields  string
+}
+
+// defaultLockFields are tried in order when WithLock names no field.
+var defaultLockFields = []string{"version", "updated_at"}
+
+// validFieldName accepts column and Go field names; anything else is rejected before lookup so the
+// error can say the name is malformed rather than merely unknown.
+var validFieldName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// precisionInType finds the fractional-second precision in a column type such as "datetime(3)".
+var precisionInType = regexp.MustCompile(`\((\d)\)`)
+
+var timeType = reflect.TypeOf(time.Time{})
+
+// lockFields resolves the requested names (or the defaults) for the statement's model, once per
+// model, dialect and name list.
+func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, error) {
+	key := fieldCacheKey{schema: stmt.Schema, dialect: stmt.Dialector.Name(), fields: strings.Join(names, "\x00")}
+	if cached, ok := p.fieldCache.Load(key); ok {
+		return cached.(*lockSpec), nil
+	}
+	// Resolving is rare, and MySQL's DataTypeOf writes to the shared schema field: do it one at a time.
+	p.resolveMu.Lock()
+	defer p.resolveMu.Unlock()
+	locks, err := resolveLockFields(stmt, names)
+	if err != nil {
+		return nil, err
+	}
+	spec := &lockSpec{dialect: key.dialect, locks: locks}
+	for _, f := range stmt.Schema.PrimaryFields {
+		spec.keys = append(spec.keys, keyField{field: f, castType: postgresCastType(stmt, f)})
+	}
+	for i := range spec.locks {
+		if spec.locks[i].castType == "" {
+			spec.locks[i].castType = postgresCastType(stmt, spec.locks[i].field)
+		}
+	}
+	p.fieldCache.Store(key, spec)
+	return spec, nil
+}
+
+// postgresCastType is the column type a PostgreSQL VALUES list needs to compare with f; on other
+// dialects row values need no cast. Serial types name a sequence default, not a type.
+func postgresCastType(stmt *gorm.Statement, f *schema.Field) string {
+	if stmt.Dialector.Name() != "postgres" {
+		return ""
+	}
+	t := strings.TrimSpace(strings.ToLower(stmt.Dialector.DataTypeOf(f)))
+	switch t {
+	case "smallserial":
+		return "smallint"
+	case "serial":
+		return "integer"
+	case "bigserial":
+		return "bigint"
+	}
+	return t
+}
+
+func resolveLockFields(stmt *gorm.Statement, names []string) ([]lockField, error) {
+	s := stmt.Schema
+	if len(s.PrimaryFields) == 0 {
+		return nil, invalidf("model %s has no primary key: optimistic locking needs one to name each row", s.Name)
+	}
+	if len(names) == 0 {
+		for _, name := range defaultLockFields {
+			if f := s.LookUpField(name); f != nil && f.DBName != "" {
+				lf, err := newLockField(stmt, f)
+				if err != nil {
+					return nil, err
+				}
+				return []lockField{lf}, nil
+			}
+		}
+		return nil, invalidf("model %s has no lock field: add an integer Version or a time.Time UpdatedAt field, or name one with optlock.WithLock(\"column\")", s.Name)
+	}
+
+	fields := make([]lockField, 0, len(names))
+	seen := make(map[*schema.Field]bool, len(names))
+	for _, name := range names {
+		switch {
+		case name == "":
+			return nil, invalidf("empty lock field name for model %s: pass a column such as \"version\"", s.Name)
+		case !validFieldName.MatchString(name):
+			return nil, invalidf("malformed lock field name %q for model %s: use a column or Go field name", name, s.Name)
+		}
+		f := s.LookUpField(name)
+		if f == nil || f.DBName == "" {
+			return nil, invalidf("unknown lock field %q: model %s has no such column or field", name, s.Name)
+		}
+		if seen[f] {
+			return nil, invalidf("lock field %q named twice for model %s", name, s.Name)
+		}
+		seen[f] = true
+		lf, err := newLockField(stmt, f)
+		if err != nil {
+			return nil, err
+		}
+		fields = append(fields, lf)
+	}
+	return fields, nil
+}
+
+func newLockField(stmt *gorm.Statement, f *schema.Field) (lockField, error) {
+	if f.PrimaryKey {
+		return lockField{}, invalidf("lock field %q of model %s is its primary key: use a version or updated_at column", f.Name, stmt.Schema.Name)
+	}
+	switch f.FieldType.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		switch f.AutoUpdateTime {
+		case schema.UnixSecond:
+			return lockField{field: f, kind: unixLock, unit: time.Second}, nil
+		case schema.UnixMillisecond:
+			return lockField{field: f, kind: unixLock, unit: time.Millisecond}, nil
+		case schema.UnixNanosecond:
+			return lockField{field: f, kind: unixLock, unit: time.Nanosecond}, nil
+		}
+		return lockField{field: f, kind: counterLock}, nil
+	case reflect.Struct:
+		if f.FieldType == timeType {
+			return newTimeLockField(stmt, f), nil
+		}
+	}
+	return lockField{}, invalidf("lock field %q of model %s has type %s: use an integer version or a time.Time", f.Name, stmt.Schema.Name, f.FieldType)
+}
+
+// newTimeLockField works out the column's precision and how to compare a snapshot with what is stored.
+//
+// SQLite keeps the driver's text, nanoseconds included, so the snapshot compares as it is bound.
+// PostgreSQL and MySQL convert a bound value to the column type when they store it (PostgreSQL keeps
+// microseconds; MySQL rounds and MariaDB truncates extra digits), so the snapshot is cast to that same
+// type and the server converts it the same way: a row just made by Create, whose in-memory time has
+// nanoseconds, then matches what was stored.
+func newTimeLockField(stmt *gorm.Statement, f *schema.Field) lockField {
+	columnType := strings.ToLower(stmt.Dialector.DataTypeOf(f))
+	digits := -1
+	if m := precisionInType.FindStringSubmatch(columnType); m != nil {
+		digits, _ = strconv.Atoi(m[1])
+	} else if f.Precision > 0 {
+		digits = f.Precision
+	}
+	lf := lockField{field: f, kind: timeLock}
+	switch stmt.Dialector.Name() {
+	case "postgres":
+		if digits < 0 || digits > 6 {
+			digits = 6
+		}
+		lf.castType = strings.TrimSpace(columnType)
+	case "mysql":
+		if digits < 0 {
+			digits = 0
+		}
+		lf.castType = "DATETIME(" + strconv.Itoa(digits) + ")"
+	default:
+		if digits < 0 {
+			digits = 9
+		}
+	}
+	lf.unit = time.Duration(pow10(9 - digits))
+	return lf
+}
+
+func pow10(n int) int64 {
+	v := int64(1)
+	for range n {
+		v *= 10
+	}
+	return v
+}

@@ -1,0 +1,106 @@
+package optlock
+
+import (
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+)
+
+// lockPredicate is the WHERE condition that makes a write conditional on what was read: every row's
+// primary key together with the lock values the caller holds. It is a clause.Expression, so GORM
+// quotes the columns and binds every value; nothing the caller passes is written into the SQL text.
+//
+//	one row:            id = ? AND version = ?
+//	many rows:          (id, version) IN ((?, ?), (?, ?))
+//	many rows, Postgres: (id, version) IN (VALUES (CAST(? AS bigint), CAST(? AS bigint)), (?, ?))
+//
+// PostgreSQL plans a long row-value IN list as a chain of ORs, slow to plan and to JIT-compile; a
+// VALUES list is planned as a join. A single row-value IN stays cheap on SQLite and MySQL, where an
+// OR chain would hit SQLite's expression-depth limit.
+type lockPredicate struct {
+	spec *lockSpec
+	// values holds, row after row, the key values then the lock values of each row.
+	values []any
+}
+
+func (p lockPredicate) width() int { return len(p.spec.keys) + len(p.spec.locks) }
+
+func (p lockPredicate) rows() int { return len(p.values) / p.width() }
+
+// Build writes the condition; GORM calls it while building the statement.
+func (p lockPredicate) Build(b clause.Builder) {
+	if p.rows() == 1 {
+		p.buildOne(b)
+		return
+	}
+	b.WriteByte('(')
+	for i := range p.width() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteQuoted(clause.Column{Name: p.column(i).DBName})
+	}
+	b.WriteString(") IN (")
+	postgres := p.spec.dialect == "postgres"
+	if postgres {
+		b.WriteString("VALUES ")
+	}
+	for r := range p.rows() {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for i := range p.width() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			// In a VALUES list the first row's casts give every column its type.
+			p.writeValue(b, i, p.values[r*p.width()+i], postgres && r == 0)
+		}
+		b.WriteByte(')')
+	}
+	b.WriteByte(')')
+}
+
+func (p lockPredicate) buildOne(b clause.Builder) {
+	for i := range p.width() {
+		if i > 0 {
+			b.WriteString(" AND ")
+		}
+		b.WriteQuoted(clause.Column{Name: p.column(i).DBName})
+		b.WriteString(" = ")
+		p.writeValue(b, i, p.values[i], false)
+	}
+}
+
+// column returns the schema field of position i in a row: keys first, then lock fields.
+func (p lockPredicate) column(i int) *schema.Field {
+	if i < len(p.spec.keys) {
+		return p.spec.keys[i].field
+	}
+	return p.spec.locks[i-len(p.spec.keys)].field
+}
+
+// writeValue binds v, cast to the column's type where the comparison needs the database to convert
+// it exactly as it did when it stored the value (timestamps), or where typing a VALUES list needs it.
+func (p lockPredicate) writeValue(b clause.Builder, i int, v any, typeRow bool) {
+	var cast string
+	if i < len(p.spec.keys) {
+		if typeRow {
+			cast = p.spec.keys[i].castType
+		}
+	} else {
+		lf := p.spec.locks[i-len(p.spec.keys)]
+		if lf.kind == timeLock || typeRow {
+			cast = lf.castType
+		}
+	}
+	if cast == "" {
+		b.AddVar(b, v)
+		return
+	}
+	b.WriteString("CAST(")
+	b.AddVar(b, v)
+	b.WriteString(" AS ")
+	b.WriteString(cast)
+	b.WriteByte(')')
+}

@@ -1,0 +1,35 @@
+package optlock
+
+import "gorm.io/gorm"
+
+// Setting keys the scope and UpdateSafely leave on a statement for the callbacks to read.
+const (
+	settingFields = "optlock:fields"  // []string from WithLock
+	settingSafely = "optlock:safely"  // set by UpdateSafely: lock with the default fields
+	settingState  = "optlock:state"   // per-statement *lockState, stored with InstanceSet
+	settingFinish = "optlock:started" // our own transaction, opened when the session skips GORM's
+)
+
+// WithLock marks a statement as lock-checked, for use with gorm.DB.Scopes. fields are column names
+// ("version", "updated_at") or Go field names ("Version", "UpdatedAt") of the model; with no fields the
+// model's version field is used if it has one, else its updated_at field. Fields are resolved against
+// the model's schema when the statement runs, and a bad name fails the statement with an error that
+// wraps [ErrInvalidLock]; a name is never put into SQL as given.
+//
+// On an update the statement then writes only rows whose lock fields still hold the values in the
+// model passed to Model, advances those fields (version+1, a newer updated_at) in the database and in
+// the model, and fails with an [*OptimisticLockError] when a row changed since it was read:
+//
+//	db.Scopes(optlock.WithLock("version")).Model(&item).Updates(map[string]any{"qty": 3})
+func WithLock(fields ...string) func(*gorm.DB) *gorm.DB {
+	requested := append([]string(nil), fields...)
+	return func(db *gorm.DB) *gorm.DB {
+		if _, ok := db.Config.Plugins[pluginName]; !ok {
+			_ = db.AddError(errNotRegistered)
+			return db
+		}
+		return db.Set(settingFields, requested)
+	}
+}
+
+var errNotRegistered = invalidf("the optlock plugin is not registered on this *gorm.DB: call db.Use(optlock.New()) once after gorm.Open")

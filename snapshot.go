@@ -1,0 +1,188 @@
+package optlock
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+)
+
+// snapshot is what the caller read: the rows passed as the model, their keys and lock values, and
+// copies of the structs to put back if the write does not happen.
+type snapshot struct {
+	rows []reflect.Value // addressable structs, in the caller's order
+	// values holds, row after row, the key values then the lock values, as the predicate binds them.
+	values []any
+	// originals are copies of rows taken before GORM or hooks assigned anything to them.
+	originals []reflect.Value
+}
+
+// takeSnapshot reads the rows of a struct or slice model. It refuses a row without a primary key and
+// two rows with the same key, which could only be written once.
+func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value) (*snapshot, error) {
+	rows, err := structRows(model)
+	if err != nil {
+		return nil, err
+	}
+	width := len(spec.keys) + len(spec.locks)
+	s := &snapshot{rows: rows, values: make([]any, 0, len(rows)*width)}
+	var seen map[any]int
+	if len(rows) > 1 {
+		seen = make(map[any]int, len(rows))
+	}
+	for i, row := range rows {
+		start := len(s.values)
+		for _, k := range spec.keys {
+			v, zero := k.field.ValueOf(ctx, row)
+			if zero {
+				return nil, invalidf("row %d has a zero primary key %s: lock-checked writes need the rows as read, with their keys", i, k.field.Name)
+			}
+			s.values = append(s.values, v)
+		}
+		if seen != nil {
+			key := rowKey(s.values[start : start+len(spec.keys)])
+			if first, dup := seen[key]; dup {
+				return nil, invalidf("rows %d and %d have the same primary key %v: pass each row once", first, i, key)
+			}
+			seen[key] = i
+		}
+		for _, l := range spec.locks {
+			v, _ := l.field.ValueOf(ctx, row)
+			s.values = append(s.values, v)
+		}
+	}
+	s.originals = copyRows(rows)
+	return s, nil
+}
+
+// structRows lists the addressable structs of a struct or slice value.
+func structRows(model reflect.Value) ([]reflect.Value, error) {
+	switch model.Kind() {
+	case reflect.Struct:
+		if !model.CanAddr() {
+			return nil, invalidf("model is not addressable: pass a pointer to the struct you read")
+		}
+		return []reflect.Value{model}, nil
+	case reflect.Slice, reflect.Array:
+		rows := make([]reflect.Value, model.Len())
+		for i := range rows {
+			row := model.Index(i)
+			for row.Kind() == reflect.Ptr || row.Kind() == reflect.Interface {
+				if row.IsNil() {
+					return nil, invalidf("row %d of the model is nil", i)
+				}
+				row = row.Elem()
+			}
+			if row.Kind() != reflect.Struct || !row.CanAddr() {
+				return nil, invalidf("row %d of the model is a %s, not a struct", i, row.Type())
+			}
+			rows[i] = row
+		}
+		return rows, nil
+	}
+	return nil, invalidf("model is a %s: pass a pointer to a struct or to a slice of structs", model.Type())
+}
+
+// rowKey makes a map key of a row's primary key: the value itself for one comparable column.
+func rowKey(key []any) any {
+	if len(key) == 1 && reflect.ValueOf(key[0]).Comparable() {
+		return key[0]
+	}
+	return fmt.Sprintf("%#v", key)
+}
+
+func copyRows(rows []reflect.Value) []reflect.Value {
+	copies := make([]reflect.Value, len(rows))
+	if len(rows) == 0 {
+		return copies
+	}
+	backing := reflect.MakeSlice(reflect.SliceOf(rows[0].Type()), len(rows), len(rows))
+	for i, row := range rows {
+		copies[i] = backing.Index(i)
+		copies[i].Set(row)
+	}
+	return copies
+}
+
+// restore puts every row back as it was when the snapshot was taken.
+func (s *snapshot) restore() {
+	for i, row := range s.rows {
+		row.Set(s.originals[i])
+	}
+}
+
+// key returns row i's primary key as ConflictIDs reports it.
+func (s *snapshot) key(spec *lockSpec, i int) any {
+	width := len(spec.keys) + len(spec.locks)
+	if len(spec.keys) == 1 {
+		return s.values[i*width]
+	}
+	return append([]any(nil), s.values[i*width:i*width+len(spec.keys)]...)
+}
+
+// lockValue returns row i's snapshot value of lock field j.
+func (s *snapshot) lockValue(spec *lockSpec, i, j int) any {
+	width := len(spec.keys) + len(spec.locks)
+	return s.values[i*width+len(spec.keys)+j]
+}
+
+// nextValue returns the value lock field j takes on every row, or nil for a counter, which each row
+// advances on its own (version + 1). A timestamp moves to now at the column's precision, and always
+// strictly past the latest value any row might hold, so a write within one clock tick still changes it.
+func (s *snapshot) nextValue(spec *lockSpec, j int, now time.Time) any {
+	lf := spec.locks[j]
+	switch lf.kind {
+	case timeLock:
+		next := now.Truncate(lf.unit)
+		for i := range s.rows {
+			old := s.lockValue(spec, i, j).(time.Time)
+			// What is stored may be the snapshot rounded up to the column's precision.
+			stored := old.Truncate(lf.unit)
+			if !stored.Equal(old) {
+				stored = stored.Add(lf.unit)
+			}
+			if !next.After(stored) {
+				next = stored.Add(lf.unit).In(now.Location())
+			}
+		}
+		return next
+	case unixLock:
+		next := now.UnixNano() / int64(lf.unit)
+		for i := range s.rows {
+			if old := reflect.ValueOf(s.lockValue(spec, i, j)); asInt64(old) >= next {
+				next = asInt64(old) + 1
+			}
+		}
+		return next
+	}
+	return nil
+}
+
+// advance sets every row's lock fields to what the write stores.
+func (s *snapshot) advance(ctx context.Context, spec *lockSpec, next []any) error {
+	for i, row := range s.rows {
+		for j, lf := range spec.locks {
+			target := lf.field.ReflectValueOf(ctx, row)
+			if lf.kind != counterLock {
+				if err := lf.field.Set(ctx, row, next[j]); err != nil {
+					return err
+				}
+				continue
+			}
+			old := reflect.ValueOf(s.lockValue(spec, i, j))
+			if target.CanInt() {
+				target.SetInt(old.Int() + 1)
+			} else {
+				target.SetUint(old.Uint() + 1)
+			}
+		}
+	}
+	return nil
+}
+
+func asInt64(v reflect.Value) int64 {
+	if v.CanInt() {
+		return v.Int()
+	}
+	return int64(v.Uint())
+}
