@@ -21,6 +21,10 @@ type lockState struct {
 	conflict *OptimisticLockError
 	// findConflicts says the conflicting keys are still to be read.
 	findConflicts bool
+	// clausesBefore holds the WHERE and SET clauses as they were before build, to be put back by
+	// finish: a *gorm.DB kept and reused (db.Scopes(...) in a repository) must not carry one call's
+	// predicate into the next.
+	clausesBefore map[string]*clause.Clause
 }
 
 // requested reports whether the statement is lock-checked, and with which field names.
@@ -102,6 +106,14 @@ func (p *Plugin) build(db *gorm.DB) {
 		return
 	}
 	stmt := db.Statement
+	st.clausesBefore = map[string]*clause.Clause{}
+	for _, name := range []string{"WHERE", "SET"} {
+		if c, ok := stmt.Clauses[name]; ok {
+			st.clausesBefore[name] = &c
+		} else {
+			st.clausesBefore[name] = nil
+		}
+	}
 	set, ok := existingSet(stmt)
 	if !ok {
 		// GORM adds the key conditions as it converts values; the predicate carries the keys itself.
@@ -234,4 +246,12 @@ func (p *Plugin) finish(db *gorm.DB) {
 	if db.Error != nil && !db.DryRun {
 		st.snapshot.restore()
 	}
+	for name, c := range st.clausesBefore {
+		if c == nil {
+			delete(db.Statement.Clauses, name)
+		} else {
+			db.Statement.Clauses[name] = *c
+		}
+	}
+	db.InstanceSet(settingState, (*lockState)(nil))
 }
