@@ -243,8 +243,8 @@ func (p *Plugin) finish(db *gorm.DB) {
 	if st.findConflicts {
 		p.fillConflicts(db, st)
 	}
-	if db.Error != nil && !db.DryRun {
-		st.snapshot.restore()
+	if db.Error != nil || db.DryRun {
+		st.snapshot.restore() // nothing was written
 	}
 	for name, c := range st.clausesBefore {
 		if c == nil {
