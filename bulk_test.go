@@ -172,3 +172,26 @@ func TestBulkOfTenThousandRows(t *testing.T) {
 		assert.EqualValues(t, 10_000, advanced, "nothing written")
 	})
 }
+
+// 12 000 rows locked on version and updated_at need 36 000 bind parameters: beyond SQLite's 32 766,
+// so there the write is split, and still all or nothing.
+func TestBulkBeyondTheDatabaseBindLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	eachDB(t, []any{&Note{}}, func(t *testing.T, db *gorm.DB) {
+		notes := make([]Note, 12_000)
+		require.NoError(t, db.CreateInBatches(&notes, 1000).Error)
+		locked := db.Scopes(optlock.WithLock("version", "updated_at"))
+
+		require.NoError(t, optlock.UpdateSafely(locked, &notes, map[string]any{"body": "x"}).Error)
+		var written int64
+		require.NoError(t, db.Model(&Note{}).Where("version = 1 AND body = ?", "x").Count(&written).Error)
+		assert.EqualValues(t, len(notes), written)
+
+		require.NoError(t, db.Model(&Note{}).Where("id = ?", notes[11_999].ID).Update("version", 7).Error)
+		requireConflict(t, optlock.UpdateSafely(locked, &notes, map[string]any{"body": "y"}).Error, notes[11_999].ID)
+		require.NoError(t, db.Model(&Note{}).Where("body = ?", "y").Count(&written).Error)
+		assert.Zero(t, written)
+	})
+}

@@ -21,6 +21,11 @@ type lockState struct {
 	conflict *OptimisticLockError
 	// findConflicts says the conflicting keys are still to be read.
 	findConflicts bool
+	// chunks are the row ranges written by separate statements (one, unless the rows need more
+	// bind parameters than one statement takes); the last is GORM's own UPDATE.
+	chunks []chunk
+	// earlierWritten counts the rows the plugin's own statements wrote for the earlier chunks.
+	earlierWritten int64
 	// clausesBefore holds the WHERE and SET clauses as they were before build, to be put back by
 	// finish: a *gorm.DB kept and reused (db.Scopes(...) in a repository) must not carry one call's
 	// predicate into the next.
@@ -138,7 +143,18 @@ func (p *Plugin) build(db *gorm.DB) {
 		set = append(set, clause.Assignment{Column: col, Value: st.next[j]})
 	}
 	stmt.AddClause(set)
-	stmt.AddClause(clause.Where{Exprs: []clause.Expression{lockPredicate{spec: st.spec, values: st.snapshot.values}}})
+	st.chunks = p.planChunks(db, st)
+	last := len(st.chunks) - 1
+	if !db.DryRun {
+		for _, c := range st.chunks[:last] {
+			written, err := execChunk(db, st, c)
+			if db.AddError(err) != nil {
+				return
+			}
+			st.earlierWritten += written
+		}
+	}
+	stmt.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(st.chunks[last])}})
 	// AfterUpdate hooks see the advanced lock fields; finish puts the rows back if the write fails.
 	_ = db.AddError(st.snapshot.advance(stmt.Context, st.spec, st.next))
 }
@@ -203,6 +219,7 @@ func (p *Plugin) check(db *gorm.DB) {
 		return
 	}
 	expected := int64(len(st.snapshot.rows))
+	db.RowsAffected += st.earlierWritten
 	switch {
 	case db.RowsAffected == expected:
 		_ = db.AddError(settleSavepoint(db, st, false))

@@ -13,10 +13,12 @@ import (
 // would have been written, every other row is a conflict.
 func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState) {
 	st.findConflicts = false
-	matched, err := matchingKeys(db, st)
-	if err != nil {
-		_ = db.AddError(err)
-		return
+	matched := make(map[any]bool, len(st.snapshot.rows))
+	for _, c := range st.chunks {
+		if err := matchingKeys(db, st, whereFor(db.Statement, st, c), matched); err != nil {
+			_ = db.AddError(err)
+			return
+		}
 	}
 	for i := range st.snapshot.rows {
 		key := st.snapshot.key(st.spec, i)
@@ -32,29 +34,19 @@ func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState) {
 	}
 }
 
-// matchingKeys returns the keys of the given rows that still match the statement's WHERE clause.
-// The query is built with GORM's clauses and sent on the statement's own connection, bypassing query
-// callbacks that could route it elsewhere (to a read replica, say).
-func matchingKeys(db *gorm.DB, st *lockState) (map[any]bool, error) {
-	stmt := db.Statement
-	q := &gorm.Statement{
-		DB:        db,
-		ConnPool:  stmt.ConnPool,
-		Context:   stmt.Context,
-		Table:     stmt.Table,
-		TableExpr: stmt.TableExpr,
-		Schema:    stmt.Schema,
-		Clauses:   map[string]clause.Clause{},
-	}
+// matchingKeys adds to matched the keys of the rows that still match where. The query is built with
+// GORM's clauses and sent on the statement's own connection, bypassing query callbacks that could
+// route it elsewhere (to a read replica, say).
+func matchingKeys(db *gorm.DB, st *lockState, where clause.Where, matched map[any]bool) error {
+	q := sibling(db)
+	q.Clauses = map[string]clause.Clause{}
 	columns := make([]clause.Column, len(st.spec.keys))
 	for i, k := range st.spec.keys {
 		columns[i] = clause.Column{Name: k.field.DBName}
 	}
 	q.AddClause(clause.Select{Columns: columns})
 	q.AddClause(clause.From{})
-	if where, ok := stmt.Clauses["WHERE"]; ok {
-		q.Clauses["WHERE"] = where
-	}
+	q.AddClause(where)
 	q.Build("SELECT", "FROM", "WHERE")
 
 	begin := time.Now()
@@ -66,18 +58,17 @@ func matchingKeys(db *gorm.DB, st *lockState) (map[any]bool, error) {
 		}, err)
 	}()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
 
-	matched := make(map[any]bool)
 	dest := make([]any, len(st.spec.keys))
 	for rows.Next() {
 		for i, k := range st.spec.keys {
 			dest[i] = reflect.New(k.field.FieldType).Interface()
 		}
 		if err = rows.Scan(dest...); err != nil {
-			return nil, err
+			return err
 		}
 		key := make([]any, len(dest))
 		for i, d := range dest {
@@ -87,5 +78,5 @@ func matchingKeys(db *gorm.DB, st *lockState) (map[any]bool, error) {
 		found++
 	}
 	err = rows.Err()
-	return matched, err
+	return err
 }

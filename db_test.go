@@ -116,18 +116,18 @@ func requiredDatabase(name string) bool {
 
 // eachDB runs fn once per database, on a *gorm.DB with the plugin registered and the given models'
 // tables freshly created (and dropped afterwards).
-func eachDB(t *testing.T, models []any, fn func(t *testing.T, db *gorm.DB)) {
+func eachDB(t *testing.T, models []any, fn func(t *testing.T, db *gorm.DB), opts ...optlock.Option) {
 	t.Helper()
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
-			db := openDB(t, d, models)
+			db := openDB(t, d, models, opts...)
 			fn(t, db)
 		})
 	}
 }
 
 // openDB opens dialect d with the plugin and fresh tables for models.
-func openDB(t *testing.T, d dialect, models []any) *gorm.DB {
+func openDB(t *testing.T, d dialect, models []any, opts ...optlock.Option) *gorm.DB {
 	t.Helper()
 	db, err := d.open(t)
 	if err != nil {
@@ -136,7 +136,7 @@ func openDB(t *testing.T, d dialect, models []any) *gorm.DB {
 		}
 		t.Skipf("skipping %s: %v", d.name, err)
 	}
-	require.NoError(t, db.Use(optlock.New()))
+	require.NoError(t, db.Use(optlock.New(opts...)))
 	recreate(t, db, models...)
 	t.Cleanup(func() { _ = db.Migrator().DropTable(models...) })
 	return db

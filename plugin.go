@@ -37,6 +37,8 @@ type Plugin struct {
 	resolveMu  sync.Mutex
 	// savepoints numbers the savepoints this plugin creates, so names never repeat.
 	savepoints atomic.Uint64
+	// bindVarLimit, when set, overrides the dialect's bind-parameter limit (WithBindVarLimit).
+	bindVarLimit int
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)

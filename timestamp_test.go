@@ -27,7 +27,7 @@ func loadDoc(t *testing.T, db *gorm.DB, id uint) Doc {
 func TestTimestampRowFromCreateUpdatesWithoutFalseConflict(t *testing.T) {
 	eachDB(t, []any{&Doc{}}, func(t *testing.T, db *gorm.DB) {
 		for name, create := range map[string]*gorm.DB{
-			"dialect clock": db,
+			"dialect clock":    db,
 			"nanosecond clock": db.Session(&gorm.Session{NowFunc: nanoClock}),
 		} {
 			t.Run(name, func(t *testing.T) {

@@ -1,0 +1,27 @@
+package optlock
+
+// WithBindVarLimit caps the bind parameters of one statement. A bulk write whose rows need more is
+// split into several UPDATEs (and conflict queries) inside one transaction or savepoint, so it still
+// writes all rows or none. The default is each database's own limit: 32 766 for SQLite, 65 535 for
+// PostgreSQL and MySQL, 2 000 elsewhere. Lower it if your server or driver is built with a smaller one.
+func WithBindVarLimit(n int) Option {
+	return func(p *Plugin) {
+		if n > 0 {
+			p.bindVarLimit = n
+		}
+	}
+}
+
+// bindVarLimit returns the number of bind parameters one statement may carry on dialect.
+func (p *Plugin) bindVarLimitFor(dialect string) int {
+	if p.bindVarLimit > 0 {
+		return p.bindVarLimit
+	}
+	switch dialect {
+	case "sqlite", "sqlite3":
+		return 32766
+	case "postgres", "mysql":
+		return 65535
+	}
+	return 2000
+}
