@@ -6,8 +6,17 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// operation is the kind of statement a lock check guards.
+type operation int
+
+const (
+	updating operation = iota
+	deleting
+)
+
 // lockState carries one lock-checked statement through the plugin's callbacks.
 type lockState struct {
+	op       operation
 	spec     *lockSpec
 	snapshot *snapshot
 	// next holds, per lock field, the value every row gets (nil for counters).
@@ -52,14 +61,18 @@ func stateOf(db *gorm.DB) *lockState {
 
 // prepare resolves the lock fields, snapshots the rows as the caller read them and, for a bulk
 // write, makes sure it can be undone. It runs before BeforeUpdate hooks and associations.
-func (p *Plugin) prepare(db *gorm.DB) {
+func (p *Plugin) prepare(op operation) func(*gorm.DB) {
+	return func(db *gorm.DB) { p.prepareFor(db, op) }
+}
+
+func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	names, ok := requested(db)
 	if !ok || db.Error != nil {
 		return
 	}
 	stmt := db.Statement
 	if stmt.Schema == nil {
-		_ = db.AddError(invalidf("a lock-checked update needs a model: pass the row you read to Model(&row)"))
+		_ = db.AddError(invalidf("a lock-checked write needs a model: pass the row you read to Model(&row), Save(&row) or Delete(&row)"))
 		return
 	}
 	spec, err := p.lockSpec(stmt, names)
@@ -67,9 +80,11 @@ func (p *Plugin) prepare(db *gorm.DB) {
 		_ = db.AddError(err)
 		return
 	}
-	if err := refuseLockValues(stmt, spec); err != nil {
-		_ = db.AddError(err)
-		return
+	if op == updating {
+		if err := refuseLockValues(stmt, spec); err != nil {
+			_ = db.AddError(err)
+			return
+		}
 	}
 	snap, err := takeSnapshot(stmt.Context, spec, stmt.ReflectValue)
 	if err != nil {
@@ -80,7 +95,7 @@ func (p *Plugin) prepare(db *gorm.DB) {
 		_ = db.AddError(invalidf("the model holds no rows: pass the rows you read"))
 		return
 	}
-	st := &lockState{spec: spec, snapshot: snap}
+	st := &lockState{op: op, spec: spec, snapshot: snap}
 	db.InstanceSet(settingState, st)
 	if len(snap.rows) > 1 {
 		p.guardBulk(db, st)
@@ -104,13 +119,17 @@ func refuseLockValues(stmt *gorm.Statement, spec *lockSpec) error {
 }
 
 // build adds the lock columns to SET and the lock predicate to WHERE. It runs last before
-// gorm:update, so the values BeforeUpdate hooks set are in.
+// gorm:update (or gorm:delete), so the values BeforeUpdate hooks set are in.
 func (p *Plugin) build(db *gorm.DB) {
 	st := stateOf(db)
 	if st == nil || db.Error != nil {
 		return
 	}
 	stmt := db.Statement
+	if st.op == deleting {
+		p.buildDelete(db, st)
+		return
+	}
 	st.clausesBefore = map[string]*clause.Clause{}
 	for _, name := range []string{"WHERE", "SET"} {
 		if c, ok := stmt.Clauses[name]; ok {
@@ -205,6 +224,37 @@ func withoutLockColumns(set clause.Set, spec *lockSpec) clause.Set {
 		}
 	}
 	return kept
+}
+
+// buildDelete adds the lock predicate to a DELETE (or to the UPDATE of deleted_at that GORM's soft
+// delete turns it into). GORM adds its own key list inside gorm:delete, so a delete is never split:
+// rows beyond one statement's bind parameters are refused.
+func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
+	stmt := db.Statement
+	st.clausesBefore = map[string]*clause.Clause{"WHERE": nil}
+	if c, ok := stmt.Clauses["WHERE"]; ok {
+		st.clausesBefore["WHERE"] = &c
+	}
+	rows := len(st.snapshot.rows)
+	width := len(st.spec.keys)*2 + len(st.spec.locks) // GORM's key list and the predicate
+	if limit := p.bindVarLimitFor(st.spec.dialect); rows*width+boundVars(stmt) > limit {
+		_ = db.AddError(invalidf("%d rows need more bind parameters than one %s statement takes (%d): delete them in batches of %d", rows, st.spec.dialect, limit, max(1, (limit-boundVars(stmt))/width)))
+		return
+	}
+	st.chunks = []chunk{{0, rows}}
+	stmt.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(st.chunks[0])}})
+}
+
+// refuseUpsert fails a lock-checked Save of a slice: GORM turns it into INSERT ... ON CONFLICT DO
+// UPDATE, which would overwrite changed rows unchecked.
+func refuseUpsert(db *gorm.DB) {
+	if _, ok := requested(db); !ok || db.Error != nil {
+		return
+	}
+	c, ok := db.Statement.Clauses["ON CONFLICT"]
+	if conflict, isUpsert := c.Expression.(clause.OnConflict); ok && isUpsert && (conflict.UpdateAll || len(conflict.DoUpdates) > 0) {
+		_ = db.AddError(invalidf("Save of a slice is an upsert, which cannot be lock-checked: write the rows with optlock.UpdateSafely, or Save them one at a time"))
+	}
 }
 
 // check judges the write inside the transaction: fewer rows than given means a conflict, which

@@ -58,27 +58,39 @@ func New(opts ...Option) *Plugin {
 // Name returns "optlock", the name GORM registers the plugin under.
 func (p *Plugin) Name() string { return pluginName }
 
-// Initialize registers the plugin's update callbacks on db. GORM calls it from gorm.DB.Use.
-// It is idempotent: registering again replaces the callbacks instead of adding a second set.
+// Initialize registers the plugin's update, delete and create callbacks on db. GORM calls it from
+// gorm.DB.Use. It is idempotent: registering again replaces the callbacks instead of adding a second set.
 func (p *Plugin) Initialize(db *gorm.DB) error {
-	update := db.Callback().Update()
+	update, del, create := db.Callback().Update(), db.Callback().Delete(), db.Callback().Create()
 	hooks := []struct {
+		processor interface {
+			Get(name string) func(*gorm.DB)
+			Replace(name string, fn func(*gorm.DB)) error
+		}
 		name     string
 		register func(name string, fn func(*gorm.DB)) error
 		fn       func(*gorm.DB)
 	}{
 		// Snapshot rows and open a savepoint before hooks and associations can write anything.
-		{"optlock:prepare", update.After("gorm:setup_reflect_value").Before("gorm:before_update").Register, p.prepare},
+		{update, "optlock:prepare", update.After("gorm:setup_reflect_value").Before("gorm:before_update").Register, p.prepare(updating)},
 		// Build SET and WHERE last, so BeforeUpdate hooks and SetColumn still shape the values.
-		{"optlock:build", update.Before("gorm:update").After("gorm:save_before_associations").Register, p.build},
+		{update, "optlock:build", update.Before("gorm:update").After("gorm:save_before_associations").Register, p.build},
 		// Judge the result inside the transaction, so a conflict rolls it back and stops Save's upsert.
-		{"optlock:check", update.After("gorm:update").Before("gorm:save_after_associations").Register, p.check},
-		// Report and advance only once the transaction GORM opened is committed or rolled back.
-		{"optlock:finish", update.After("gorm:commit_or_rollback_transaction").Register, p.finish},
+		{update, "optlock:check", update.After("gorm:update").Before("gorm:save_after_associations").Register, p.check},
+		// Report and put rows back only once the transaction GORM opened is committed or rolled back.
+		{update, "optlock:finish", update.After("gorm:commit_or_rollback_transaction").Register, p.finish},
+
+		{del, "optlock:prepare", del.Before("gorm:before_delete").Register, p.prepare(deleting)},
+		{del, "optlock:build", del.Before("gorm:delete").After("gorm:delete_before_associations").Register, p.build},
+		{del, "optlock:check", del.After("gorm:delete").Before("gorm:after_delete").Register, p.check},
+		{del, "optlock:finish", del.After("gorm:commit_or_rollback_transaction").Register, p.finish},
+
+		// Save of a slice is an INSERT ... ON CONFLICT upsert, which no lock can check: refuse it.
+		{create, "optlock:refuse_upsert", create.Before("gorm:create").Register, refuseUpsert},
 	}
 	for _, h := range hooks {
-		if update.Get(h.name) != nil {
-			if err := update.Replace(h.name, h.fn); err != nil {
+		if h.processor.Get(h.name) != nil {
+			if err := h.processor.Replace(h.name, h.fn); err != nil {
 				return fmt.Errorf("optlock: replace callback %s: %w", h.name, err)
 			}
 			continue
