@@ -33,6 +33,8 @@ type lockState struct {
 	// chunks are the row ranges written by separate statements (one, unless the rows need more
 	// bind parameters than one statement takes); the last is GORM's own UPDATE.
 	chunks []chunk
+	// baseVars counts the bind parameters the statement uses besides the lock predicate.
+	baseVars int
 	// earlierWritten counts the rows the plugin's own statements wrote for the earlier chunks.
 	earlierWritten int64
 	// clausesBefore holds the WHERE and SET clauses as they were before build, to be put back by
@@ -162,6 +164,7 @@ func (p *Plugin) build(db *gorm.DB) {
 		set = append(set, clause.Assignment{Column: col, Value: st.next[j]})
 	}
 	stmt.AddClause(set)
+	st.baseVars = boundVars(stmt)
 	st.chunks = p.planChunks(db, st)
 	last := len(st.chunks) - 1
 	if !db.DryRun {
@@ -236,9 +239,11 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 		st.clausesBefore["WHERE"] = &c
 	}
 	rows := len(st.snapshot.rows)
-	width := len(st.spec.keys)*2 + len(st.spec.locks) // GORM's key list and the predicate
+	// GORM's key list, the predicate, and the conflict query's own key list.
+	width := len(st.spec.keys)*3 + len(st.spec.locks)
+	st.baseVars = boundVars(stmt) + rows*len(st.spec.keys)
 	if limit := p.bindVarLimitFor(st.spec.dialect); rows*width+boundVars(stmt) > limit {
-		_ = db.AddError(invalidf("%d rows need more bind parameters than one %s statement takes (%d): delete them in batches of %d", rows, st.spec.dialect, limit, max(1, (limit-boundVars(stmt))/width)))
+		_ = db.AddError(invalidf("%d rows need more bind parameters than one lock-checked %s delete takes (%d): delete them in batches of %d", rows, st.spec.dialect, limit, max(1, (limit-boundVars(stmt))/width)))
 		return
 	}
 	st.chunks = []chunk{{0, rows}}
@@ -284,12 +289,12 @@ func (p *Plugin) check(db *gorm.DB) {
 	if db.Statement.Result != nil {
 		db.Statement.Result.RowsAffected = 0
 	}
+	st.findConflicts = true
+	// A lone row's UPDATE wrote nothing, so its conflict can be read right away; a bulk write is
+	// read once undone: here after its savepoint, or in finish after GORM's rollback.
 	if expected == 1 {
-		st.conflict.ConflictIDs = []any{st.snapshot.key(st.spec, 0)}
-	} else {
-		st.findConflicts = true
-	}
-	if st.savepoint != "" {
+		p.fillConflicts(db, st)
+	} else if st.savepoint != "" {
 		if err := settleSavepoint(db, st, true); err != nil {
 			_ = db.AddError(err)
 			return
@@ -309,6 +314,9 @@ func (p *Plugin) finish(db *gorm.DB) {
 	settleOwnTransaction(db, st)
 	if st.findConflicts {
 		p.fillConflicts(db, st)
+	}
+	if st.conflict != nil && p.onConflict != nil {
+		p.onConflict(db.Statement.Context, st.conflict)
 	}
 	if db.Error != nil || db.DryRun {
 		st.snapshot.restore() // nothing was written

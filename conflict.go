@@ -3,6 +3,7 @@ package optlock
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -27,14 +28,55 @@ type OptimisticLockError struct {
 	// ConflictIDs holds the primary keys of the rows that no longer match what was read, in the order
 	// the rows were given: the key itself for a single-column key, a []any per row for a composite key.
 	ConflictIDs []any
+	// Rows tells, for each key in ConflictIDs and in the same order, whether the row was changed (and
+	// what its lock fields hold now) or is gone.
+	Rows []RowConflict
 }
 
-// Error describes the conflict and names up to ten of the conflicting keys.
+// RowConflict describes one conflicting row of an [OptimisticLockError].
+type RowConflict struct {
+	// ID is the row's primary key, as in ConflictIDs.
+	ID any
+	// Deleted is true when the row no longer exists, or is soft-deleted.
+	Deleted bool
+	// Current holds, for a changed row, its lock columns as now stored, by column name.
+	Current map[string]any
+}
+
+func (e *OptimisticLockError) add(row RowConflict) {
+	e.ConflictIDs = append(e.ConflictIDs, row.ID)
+	e.Rows = append(e.Rows, row)
+}
+
+// Error describes the conflict in one line, naming up to ten of the conflicting keys.
 func (e *OptimisticLockError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "optlock: %d row(s) of table %q changed or deleted since read", len(e.ConflictIDs), e.Table)
+	if len(e.ConflictIDs) == 1 {
+		fmt.Fprintf(&b, "optlock: row %v of table %q ", e.ConflictIDs[0], e.Table)
+		switch {
+		case len(e.Rows) != 1:
+			b.WriteString("was changed or deleted since it was read")
+		case e.Rows[0].Deleted:
+			b.WriteString("was deleted since it was read")
+		default:
+			b.WriteString("was changed since it was read")
+			writeCurrent(&b, e.Rows[0].Current)
+		}
+		b.WriteString("; nothing was written: re-read it and retry")
+		return b.String()
+	}
+	deleted := 0
+	for _, r := range e.Rows {
+		if r.Deleted {
+			deleted++
+		}
+	}
+	fmt.Fprintf(&b, "optlock: %d rows of table %q changed or deleted since read", len(e.ConflictIDs), e.Table)
+	if len(e.Rows) > 0 {
+		fmt.Fprintf(&b, " (%d changed, %d deleted)", len(e.Rows)-deleted, deleted)
+	}
 	if len(e.ConflictIDs) > 0 {
-		b.WriteString(" (primary keys: ")
+		b.WriteString(", primary keys ")
 		for i, id := range e.ConflictIDs {
 			if i == maxIDsInMessage {
 				fmt.Fprintf(&b, " and %d more", len(e.ConflictIDs)-maxIDsInMessage)
@@ -45,10 +87,29 @@ func (e *OptimisticLockError) Error() string {
 			}
 			fmt.Fprint(&b, id)
 		}
-		b.WriteString(")")
 	}
 	b.WriteString("; nothing was written: re-read the rows and retry")
 	return b.String()
+}
+
+// writeCurrent appends " (version is now 5)" for the current lock values, in column order.
+func writeCurrent(b *strings.Builder, current map[string]any) {
+	if len(current) == 0 {
+		return
+	}
+	columns := make([]string, 0, len(current))
+	for c := range current {
+		columns = append(columns, c)
+	}
+	sort.Strings(columns)
+	b.WriteString(" (")
+	for i, c := range columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "%s is now %v", c, current[c])
+	}
+	b.WriteString(")")
 }
 
 // Is reports whether target is [ErrConflict], so errors.Is recognises every conflict.

@@ -105,6 +105,6 @@ func ExampleOptimisticLockError() {
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, optlock.ErrConflict))
 	// Output:
-	// optlock: 1 row(s) of table "accounts" changed or deleted since read (primary keys: 7); nothing was written: re-read the rows and retry
+	// optlock: row 7 of table "accounts" was changed or deleted since it was read; nothing was written: re-read it and retry
 	// true
 }

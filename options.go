@@ -1,5 +1,14 @@
 package optlock
 
+import "context"
+
+// OnConflict calls fn once for every refused write, after nothing of it is left in the database and
+// with the conflict's details filled in, so a service can count or log conflicts (and export a
+// conflict rate). fn runs on the caller's goroutine, with the statement's context: keep it quick.
+func OnConflict(fn func(ctx context.Context, err *OptimisticLockError)) Option {
+	return func(p *Plugin) { p.onConflict = fn }
+}
+
 // WithBindVarLimit caps the bind parameters of one statement. A bulk write whose rows need more is
 // split into several UPDATEs (and conflict queries) inside one transaction or savepoint, so it still
 // writes all rows or none. The default is each database's own limit: 32 766 for SQLite, 65 535 for

@@ -18,6 +18,7 @@
 package optlock
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,8 @@ type Plugin struct {
 	savepoints atomic.Uint64
 	// bindVarLimit, when set, overrides the dialect's bind-parameter limit (WithBindVarLimit).
 	bindVarLimit int
+	// onConflict, when set, is told of every conflict (OnConflict).
+	onConflict func(ctx context.Context, err *OptimisticLockError)
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)

@@ -120,6 +120,12 @@ func (s *snapshot) key(spec *lockSpec, i int) any {
 	return append([]any(nil), s.values[i*width:i*width+len(spec.keys)]...)
 }
 
+// mapKey returns row i's primary key as rowKey makes it, for matching rows read back.
+func (s *snapshot) mapKey(spec *lockSpec, i int) any {
+	width := len(spec.keys) + len(spec.locks)
+	return rowKey(s.values[i*width : i*width+len(spec.keys)])
+}
+
 // lockValue returns row i's snapshot value of lock field j.
 func (s *snapshot) lockValue(spec *lockSpec, i, j int) any {
 	width := len(spec.keys) + len(spec.locks)
