@@ -321,6 +321,9 @@ func (p *Plugin) finish(db *gorm.DB) {
 	if db.Error != nil || db.DryRun {
 		st.snapshot.restore() // nothing was written
 	}
+	if st.conflict == nil && db.Error != nil && isSerializationFailure(db.Error) {
+		db.Error = &serializationConflict{err: db.Error}
+	}
 	for name, c := range st.clausesBefore {
 		if c == nil {
 			delete(db.Statement.Clauses, name)

@@ -1,0 +1,163 @@
+package optlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"time"
+)
+
+// Retry runs fn, a whole read-modify-write, again while it fails with a conflict: an error matching
+// [ErrConflict], or the database's own serialization failure or deadlock (PostgreSQL 40001 and 40P01,
+// MySQL 1213). Between attempts it waits a random time up to a bound that doubles from 2ms to 100ms
+// (capped exponential backoff with full jitter), so writers that collided spread out instead of
+// colliding again. It stops at the first success or other error, after 20 attempts, or when ctx is
+// done, and returns the last error (wrapped, still matching [ErrConflict] or ctx's error).
+//
+// fn must re-read what it writes on every attempt; writing back the stale snapshot would only
+// conflict again:
+//
+//	err := optlock.Retry(ctx, func(ctx context.Context) error {
+//		var p Product
+//		if err := db.WithContext(ctx).First(&p, id).Error; err != nil {
+//			return err
+//		}
+//		return optlock.UpdateSafely(db.WithContext(ctx), &p, map[string]any{"stock": p.Stock - 1}).Error
+//	})
+func Retry(ctx context.Context, fn func(ctx context.Context) error, opts ...RetryOption) error {
+	policy := retryPolicy{attempts: 20, base: 2 * time.Millisecond, max: 100 * time.Millisecond}
+	for _, opt := range opts {
+		opt(&policy)
+	}
+	var last error
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return stopped(err, last)
+		}
+		last = fn(ctx)
+		if last == nil || !IsRetryable(last) {
+			return last
+		}
+		if attempt+1 >= policy.attempts {
+			return fmt.Errorf("optlock: gave up after %d attempts: %w", policy.attempts, last)
+		}
+		if policy.onRetry != nil {
+			policy.onRetry(attempt+1, last)
+		}
+		timer := time.NewTimer(policy.delay(attempt))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return stopped(ctx.Err(), last)
+		case <-timer.C:
+		}
+	}
+}
+
+func stopped(ctxErr, last error) error {
+	if last == nil {
+		return ctxErr
+	}
+	return fmt.Errorf("optlock: retry stopped: %w; last attempt: %w", ctxErr, last)
+}
+
+// RetryOption tunes [Retry].
+type RetryOption func(*retryPolicy)
+
+type retryPolicy struct {
+	attempts  int
+	base, max time.Duration
+	onRetry   func(attempt int, err error)
+}
+
+// delay is a random duration in [0, min(max, base·2^attempt)].
+func (p retryPolicy) delay(attempt int) time.Duration {
+	bound := p.max
+	if attempt < 30 && p.base<<attempt < p.max {
+		bound = p.base << attempt
+	}
+	if bound <= 0 {
+		return 0
+	}
+	return rand.N(bound + 1)
+}
+
+// RetryAttempts sets how many times [Retry] runs fn at most (default 20; at least 1).
+func RetryAttempts(n int) RetryOption {
+	return func(p *retryPolicy) { p.attempts = max(1, n) }
+}
+
+// RetryBackoff sets the bound of the first wait and the cap the doubling bound never exceeds
+// (default 2ms and 100ms). Each wait is random between zero and the bound.
+func RetryBackoff(base, maximum time.Duration) RetryOption {
+	return func(p *retryPolicy) { p.base, p.max = max(0, base), max(0, maximum) }
+}
+
+// RetryNotify calls fn before each wait with the number of the attempt that failed and its error,
+// to count or log retries.
+func RetryNotify(fn func(attempt int, err error)) RetryOption {
+	return func(p *retryPolicy) { p.onRetry = fn }
+}
+
+// IsRetryable reports whether err is worth running the whole read-modify-write again: an optimistic
+// lock conflict, or a serialization failure or deadlock reported by the database.
+func IsRetryable(err error) bool {
+	return errors.Is(err, ErrConflict) || isSerializationFailure(err)
+}
+
+// isSerializationFailure recognises, without importing the drivers, PostgreSQL's 40001
+// (serialization_failure) and 40P01 (deadlock_detected) and MySQL's 1213 (ER_LOCK_DEADLOCK,
+// SQLSTATE 40001) anywhere in err's chain.
+func isSerializationFailure(err error) bool {
+	var found bool
+	walk(err, func(e error) bool {
+		if s, ok := e.(interface{ SQLState() string }); ok { // pgconn.PgError
+			found = s.SQLState() == "40001" || s.SQLState() == "40P01"
+			return found
+		}
+		v := reflect.ValueOf(e)
+		if v.Kind() == reflect.Ptr && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+			if n := v.Elem().FieldByName("Number"); n.IsValid() && n.Kind() == reflect.Uint16 { // mysql.MySQLError
+				found = n.Uint() == 1213
+				return found
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// walk calls visit on err and every error it wraps, until visit returns true.
+func walk(err error, visit func(error) bool) bool {
+	if err == nil {
+		return false
+	}
+	if visit(err) {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return walk(u.Unwrap(), visit)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if walk(e, visit) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serializationConflict is a database's serialization failure or deadlock on a lock-checked write:
+// the same situation as a conflict, so it matches [ErrConflict], with the database's error kept.
+type serializationConflict struct{ err error }
+
+func (e *serializationConflict) Error() string {
+	return "optlock: the database refused the write because of a concurrent one (" + e.err.Error() + "); nothing was written: re-read and retry"
+}
+
+func (e *serializationConflict) Is(target error) bool { return target == ErrConflict }
+
+func (e *serializationConflict) Unwrap() error { return e.err }
