@@ -1,10 +1,13 @@
 package optlock_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -29,7 +32,8 @@ func exampleDB() (*gorm.DB, func()) {
 	if err != nil {
 		panic(err)
 	}
-	db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "bank.db")), &gorm.Config{Logger: logger.Discard})
+	dsn := "file:" + filepath.Join(dir, "bank.db") + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate"
+	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		panic(err)
 	}
@@ -107,4 +111,78 @@ func ExampleOptimisticLockError() {
 	// Output:
 	// optlock: row 7 of table "accounts" was changed or deleted since it was read; nothing was written: re-read it and retry
 	// true
+}
+
+func ExampleRetry() {
+	db, done := exampleDB()
+	defer done()
+
+	// A read-modify-write that re-reads on every attempt; conflicts are retried with backoff.
+	deposit := func(ctx context.Context, owner string, amount int) error {
+		return optlock.Retry(ctx, func(ctx context.Context) error {
+			var acc Account
+			if err := db.WithContext(ctx).First(&acc, "owner = ?", owner).Error; err != nil {
+				return err
+			}
+			return optlock.UpdateSafely(db.WithContext(ctx), &acc, map[string]any{"balance": acc.Balance + amount}).Error
+		})
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := deposit(context.Background(), "bo", 5); err != nil {
+				fmt.Println(err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	var acc Account
+	db.First(&acc, "owner = ?", "bo")
+	fmt.Println(acc.Balance, acc.Version)
+	// Output: 100 11
+}
+
+func ExampleWithLock_delete() {
+	db, done := exampleDB()
+	defer done()
+
+	var accounts []Account
+	db.Order("id").Find(&accounts)
+	db.Model(&Account{}).Where("owner = ?", "cy").Update("version", 9) // changed after we read it
+
+	err := db.Scopes(optlock.WithLock()).Delete(&accounts).Error
+	var conflict *optlock.OptimisticLockError
+	if errors.As(err, &conflict) {
+		fmt.Printf("%v changed: version now %v\n", conflict.Rows[0].ID, conflict.Rows[0].Current["version"])
+	}
+	var left int64
+	db.Model(&Account{}).Count(&left)
+	fmt.Println("accounts left:", left)
+	// Output:
+	// 3 changed: version now 9
+	// accounts left: 3
+}
+
+func ExampleOnConflict() {
+	dir, _ := os.MkdirTemp("", "optlock-example")
+	defer os.RemoveAll(dir)
+	db, _ := gorm.Open(sqlite.Open(filepath.Join(dir, "bank.db")), &gorm.Config{Logger: logger.Discard})
+	defer func() { conn, _ := db.DB(); conn.Close() }()
+
+	var conflicts atomic.Int64 // export it as a metric
+	db.Use(optlock.New(optlock.OnConflict(func(ctx context.Context, err *optlock.OptimisticLockError) {
+		conflicts.Add(1)
+	})))
+	db.AutoMigrate(&Account{})
+	acc := Account{Owner: "di", Balance: 1, Version: 1}
+	db.Create(&acc)
+	stale := acc
+
+	optlock.UpdateSafely(db, &acc, map[string]any{"balance": 2})
+	optlock.UpdateSafely(db, &stale, map[string]any{"balance": 3})
+	fmt.Println("conflicts:", conflicts.Load())
+	// Output: conflicts: 1
 }
