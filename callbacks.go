@@ -240,7 +240,7 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 	}
 	rows := len(st.snapshot.rows)
 	// GORM's key list, the predicate, and the conflict query's own key list.
-	width := len(st.spec.keys)*3 + len(st.spec.locks)
+	width := len(st.spec.keys)*2 + st.spec.paramsPerRow()
 	st.baseVars = boundVars(stmt) + rows*len(st.spec.keys)
 	if limit := p.bindVarLimitFor(st.spec.dialect); rows*width+boundVars(stmt) > limit {
 		_ = db.AddError(invalidf("%d rows need more bind parameters than one lock-checked %s delete takes (%d): delete them in batches of %d", rows, st.spec.dialect, limit, max(1, (limit-boundVars(stmt))/width)))

@@ -26,7 +26,7 @@ func (st *lockState) chunkPredicate(c chunk) lockPredicate {
 // predicate is added.
 func (p *Plugin) planChunks(db *gorm.DB, st *lockState) []chunk {
 	rows := len(st.snapshot.rows)
-	width := len(st.spec.keys) + len(st.spec.locks)
+	width := st.spec.paramsPerRow()
 	limit := p.bindVarLimitFor(st.spec.dialect)
 	perChunk := rows
 	if rows*width > limit/2 {

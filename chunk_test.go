@@ -10,8 +10,8 @@ import (
 	"github.com/go-optlock/optlock"
 )
 
-// With a bind-variable limit of 10, (id, version) rows go four to a statement: ten rows take three
-// UPDATEs, which still write all rows or none.
+// With a bind-variable limit of 10, (id, version) rows go four to a statement (three on SQLite): ten
+// rows take several UPDATEs, which still write all rows or none.
 func TestChunkedBulkWritesAllOrNothing(t *testing.T) {
 	small := optlock.WithBindVarLimit(10)
 	sessions := map[string]func(db *gorm.DB, fn func(tx *gorm.DB) error) error{
@@ -38,7 +38,11 @@ func TestChunkedBulkWritesAllOrNothing(t *testing.T) {
 				require.NoError(t, session(rec, func(tx *gorm.DB) error {
 					return optlock.UpdateSafely(tx, &items, map[string]any{"qty": 1}).Error
 				}))
-				assert.Equal(t, 3, log.count("UPDATE"), "ten rows in chunks of four")
+				chunks := 3 // ten rows, four to a statement
+				if db.Dialector.Name() == "sqlite" {
+					chunks = 4 // SQLite also binds the plain key list: three rows to a statement
+				}
+				assert.Equal(t, chunks, log.count("UPDATE"))
 				stored := loadItems(t, db)
 				for _, it := range items {
 					assert.Equal(t, it, stored[it.ID])

@@ -24,7 +24,7 @@ var deletedAtType = reflect.TypeOf(gorm.DeletedAt{})
 func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState) {
 	st.findConflicts = false
 	rows := len(st.snapshot.rows)
-	width := 2*len(st.spec.keys) + len(st.spec.locks)
+	width := len(st.spec.keys) + st.spec.paramsPerRow()
 	perQuery := max(1, (p.bindVarLimitFor(st.spec.dialect)-st.baseVars)/width)
 	found := make(map[any]storedRow, rows)
 	for start := 0; start < rows; start += perQuery {

@@ -9,13 +9,16 @@ import (
 // primary key together with the lock values the caller holds. It is a clause.Expression, so GORM
 // quotes the columns and binds every value; nothing the caller passes is written into the SQL text.
 //
-//	one row:            id = ? AND version = ?
-//	many rows:          (id, version) IN ((?, ?), (?, ?))
+//	one row:             id = ? AND version = ?
+//	many rows, MySQL:    (id, version) IN ((?, ?), (?, ?))
+//	many rows, SQLite:   id IN (?, ?) AND (id, version) IN (VALUES (?, ?), (?, ?))
 //	many rows, Postgres: (id, version) IN (VALUES (CAST(? AS bigint), CAST(? AS bigint)), (?, ?))
 //
 // PostgreSQL plans a long row-value IN list as a chain of ORs, slow to plan and to JIT-compile; a
-// VALUES list is planned as a join. A single row-value IN stays cheap on SQLite and MySQL, where an
-// OR chain would hit SQLite's expression-depth limit.
+// VALUES list is planned as a join on the primary key. MySQL and MariaDB plan a row-value IN as a
+// range on the primary key. SQLite scans the whole table for a row-value IN, so it first gets the
+// plain list of keys, which it looks up in the primary key; it also prepares a VALUES list about
+// twice as fast as a list of row values. An OR chain would hit SQLite's expression-depth limit.
 type lockPredicate struct {
 	spec *lockSpec
 	// values holds, row after row, the key values then the lock values of each row.
@@ -24,6 +27,18 @@ type lockPredicate struct {
 
 func (p lockPredicate) width() int { return len(p.spec.keys) + len(p.spec.locks) }
 
+// keyListFirst says whether the dialect needs the plain key list to use the primary key index.
+func (s *lockSpec) keyListFirst() bool { return s.dialect == "sqlite" }
+
+// paramsPerRow is how many bind parameters the predicate uses for each row.
+func (s *lockSpec) paramsPerRow() int {
+	n := len(s.keys) + len(s.locks)
+	if s.keyListFirst() {
+		n++
+	}
+	return n
+}
+
 func (p lockPredicate) rows() int { return len(p.values) / p.width() }
 
 // Build writes the condition; GORM calls it while building the statement.
@@ -31,6 +46,18 @@ func (p lockPredicate) Build(b clause.Builder) {
 	if p.rows() == 1 {
 		p.buildOne(b)
 		return
+	}
+	if p.spec.keyListFirst() {
+		// The leading key column is enough for the index; the row values below check the rest.
+		b.WriteQuoted(clause.Column{Name: p.spec.keys[0].field.DBName})
+		b.WriteString(" IN (")
+		for r := range p.rows() {
+			if r > 0 {
+				b.WriteByte(',')
+			}
+			b.AddVar(b, p.values[r*p.width()])
+		}
+		b.WriteString(") AND ")
 	}
 	b.WriteByte('(')
 	for i := range p.width() {
@@ -41,7 +68,7 @@ func (p lockPredicate) Build(b clause.Builder) {
 	}
 	b.WriteString(") IN (")
 	postgres := p.spec.dialect == "postgres"
-	if postgres {
+	if postgres || p.spec.dialect == "sqlite" {
 		b.WriteString("VALUES ")
 	}
 	for r := range p.rows() {

@@ -1,0 +1,307 @@
+// Package bench compares optlock side by side with plain GORM and gorm.io/plugin/optimisticlock on
+// SQLite, PostgreSQL and MariaDB/MySQL. It is a module of its own, so the official plugin and the
+// drivers stay out of optlock's go.mod. Run it with ./run.sh (see docs/benchmarks.md).
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/plugin/optimisticlock"
+
+	"github.com/go-optlock/optlock"
+)
+
+// Item is locked by optlock through its Version field.
+type Item struct {
+	ID      uint `gorm:"primaryKey"`
+	Name    string
+	Qty     int
+	Version int64
+}
+
+func (Item) TableName() string { return "bench_items" }
+
+// OfficialItem is the same row for gorm.io/plugin/optimisticlock.
+type OfficialItem struct {
+	ID      uint `gorm:"primaryKey"`
+	Name    string
+	Qty     int
+	Version optimisticlock.Version
+}
+
+func (OfficialItem) TableName() string { return "bench_official_items" }
+
+// seed recreates both tables with n rows each and returns them as read.
+func seed(b *testing.B, db *gorm.DB, n int) ([]Item, []OfficialItem) {
+	b.Helper()
+	must(b, db.Migrator().DropTable(&Item{}, &OfficialItem{}))
+	must(b, db.AutoMigrate(&Item{}, &OfficialItem{}))
+	items := make([]Item, n)
+	official := make([]OfficialItem, n)
+	for i := range items {
+		items[i] = Item{Name: "item", Qty: 1, Version: 1}
+		official[i] = OfficialItem{Name: "item", Qty: 1}
+	}
+	must(b, db.CreateInBatches(&items, 1000).Error)
+	must(b, db.CreateInBatches(&official, 1000).Error)
+	return items, official
+}
+
+func must(b *testing.B, err error) {
+	b.Helper()
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// wrote fails the benchmark unless res wrote exactly n rows: every variant must do real work.
+func wrote(b *testing.B, res *gorm.DB, n int64) {
+	b.Helper()
+	if res.Error != nil || res.RowsAffected != n {
+		b.Fatalf("wrote %d rows (error %v), want %d", res.RowsAffected, res.Error, n)
+	}
+}
+
+// bump is what every variant writes: a value that always changes, so MySQL, which reports changed
+// rather than matched rows, counts every write. A new map each time: GORM and the official plugin
+// write into the map they are given.
+func bump() map[string]any { return map[string]any{"qty": gorm.Expr("qty + 1")} }
+
+// BenchmarkSingleRow writes one row by primary key, five ways.
+func BenchmarkSingleRow(b *testing.B) {
+	for _, t := range targets(b) {
+		b.Run(t.name, func(b *testing.B) {
+			db := t.db
+			items, official := seed(b, db, 1)
+			item, off := items[0], official[0]
+			raw := "UPDATE bench_items SET qty = qty + 1, version = version + 1 WHERE id = ? AND version = ?"
+			if t.name == "postgres" {
+				raw = "UPDATE bench_items SET qty = qty + 1, version = version + 1 WHERE id = $1 AND version = $2"
+			}
+
+			variants := []struct {
+				name  string
+				write func()
+			}{
+				{"raw-conditional-update", func() {
+					res, err := t.counter.ExecContext(context.Background(), raw, item.ID, item.Version)
+					must(b, err)
+					if n, _ := res.RowsAffected(); n != 1 {
+						b.Fatalf("raw update wrote %d rows", n)
+					}
+					item.Version++
+				}},
+				{"gorm-updates-unlocked", func() {
+					wrote(b, db.Model(&item).Updates(bump()), 1)
+				}},
+				{"official-plugin", func() {
+					wrote(b, db.Model(&off).Updates(bump()), 1)
+					off.Version.Int64++ // the official plugin does not advance it
+				}},
+				{"optlock-updatesafely", func() {
+					wrote(b, optlock.UpdateSafely(db, &item, bump()), 1)
+				}},
+				{"optlock-scope-updates", func() {
+					wrote(b, db.Scopes(optlock.WithLock()).Model(&item).Updates(bump()), 1)
+				}},
+			}
+			for _, v := range variants {
+				b.Run(v.name, func(b *testing.B) {
+					b.ReportAllocs()
+					t.counter.Reset()
+					b.ResetTimer()
+					for range b.N {
+						v.write()
+					}
+					b.StopTimer()
+					reportRoundTrips(b, t)
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkBulk writes N rows: one unchecked UPDATE ... WHERE id IN ?, the official plugin row by
+// row in one transaction, and one UpdateSafely of the slice.
+func BenchmarkBulk(b *testing.B) {
+	for _, t := range targets(b) {
+		b.Run(t.name, func(b *testing.B) {
+			db := t.db
+			for _, n := range []int{10, 100, 1000, 10000} {
+				b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+					items, official := seed(b, db, n)
+					ids := make([]uint, n)
+					for i, it := range items {
+						ids[i] = it.ID
+					}
+					variants := []struct {
+						name  string
+						write func()
+					}{
+						{"gorm-updates-id-in-unlocked", func() {
+							wrote(b, db.Model(&Item{}).Where("id IN ?", ids).Updates(bump()), int64(n))
+						}},
+						{"official-plugin-loop-in-tx", func() {
+							must(b, db.Transaction(func(tx *gorm.DB) error {
+								for j := range official {
+									res := tx.Model(&official[j]).Updates(bump())
+									if res.Error != nil || res.RowsAffected != 1 {
+										return fmt.Errorf("row %d: %v, %d rows", j, res.Error, res.RowsAffected)
+									}
+								}
+								return nil
+							}))
+							for j := range official {
+								official[j].Version.Int64++
+							}
+						}},
+						{"optlock-updatesafely", func() {
+							wrote(b, optlock.UpdateSafely(db, &items, bump()), int64(n))
+						}},
+					}
+					for _, v := range variants {
+						b.Run(v.name, func(b *testing.B) {
+							b.ReportAllocs()
+							t.counter.Reset()
+							b.ResetTimer()
+							for range b.N {
+								v.write()
+							}
+							b.StopTimer()
+							reportRoundTrips(b, t)
+						})
+					}
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkConflict is the conflict path: one stale row in a bulk of 1 000. Nothing is written, so
+// every iteration meets the same conflict.
+func BenchmarkConflict(b *testing.B) {
+	for _, t := range targets(b) {
+		b.Run(t.name+"/N=1000", func(b *testing.B) {
+			items, _ := seed(b, t.db, 1000)
+			items[500].Version = 0
+			b.ReportAllocs()
+			t.counter.Reset()
+			b.ResetTimer()
+			for range b.N {
+				err := optlock.UpdateSafely(t.db, &items, bump()).Error
+				var lockErr *optlock.OptimisticLockError
+				if !errors.As(err, &lockErr) || len(lockErr.ConflictIDs) != 1 {
+					b.Fatalf("want one conflict, got %v", err)
+				}
+			}
+			b.StopTimer()
+			reportRoundTrips(b, t)
+		})
+	}
+}
+
+// BenchmarkContention has 8 goroutines increment one hot row; an op is one increment. The final
+// value is checked: no variant may lose an update.
+func BenchmarkContention(b *testing.B) {
+	const goroutines = 8
+	for _, t := range targets(b) {
+		b.Run(t.name, func(b *testing.B) {
+			db := t.db
+			variants := []struct {
+				name       string
+				pessimist  bool
+				increment  func(ctx context.Context, id uint, retries *atomic.Int64) error
+				sqliteOnly bool
+			}{
+				{name: "optlock-retry", increment: func(ctx context.Context, id uint, retries *atomic.Int64) error {
+					return optlock.Retry(ctx, func(ctx context.Context) error {
+						var it Item
+						if err := db.WithContext(ctx).First(&it, id).Error; err != nil {
+							return err
+						}
+						return optlock.UpdateSafely(db.WithContext(ctx), &it, map[string]any{"qty": it.Qty + 1}).Error
+					}, optlock.RetryAttempts(10_000), optlock.RetryNotify(func(int, error) { retries.Add(1) }))
+				}},
+				{name: "official-plugin-naive-retry", increment: func(ctx context.Context, id uint, retries *atomic.Int64) error {
+					for {
+						var it OfficialItem
+						if err := db.WithContext(ctx).First(&it, id).Error; err != nil {
+							return err
+						}
+						res := db.WithContext(ctx).Model(&it).Updates(map[string]any{"qty": it.Qty + 1})
+						if res.Error != nil {
+							return res.Error
+						}
+						if res.RowsAffected == 1 {
+							return nil
+						}
+						retries.Add(1)
+					}
+				}},
+				{name: "select-for-update", pessimist: true, increment: func(ctx context.Context, id uint, _ *atomic.Int64) error {
+					return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+						var it Item
+						if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&it, id).Error; err != nil {
+							return err
+						}
+						return tx.Model(&it).UpdateColumn("qty", it.Qty+1).Error
+					})
+				}},
+			}
+			for _, v := range variants {
+				if v.pessimist && t.name == "sqlite" {
+					continue // SQLite has no row locks: SELECT ... FOR UPDATE is not SQL it knows
+				}
+				b.Run(v.name, func(b *testing.B) {
+					items, official := seed(b, db, 1)
+					id := items[0].ID
+					if v.name == "official-plugin-naive-retry" {
+						id = official[0].ID
+					}
+					var retries atomic.Int64
+					b.ReportAllocs()
+					t.counter.Reset()
+					b.ResetTimer()
+					var wg sync.WaitGroup
+					errs := make(chan error, goroutines)
+					for g := range goroutines {
+						share := b.N / goroutines
+						if g < b.N%goroutines {
+							share++
+						}
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for range share {
+								if err := v.increment(context.Background(), id, &retries); err != nil {
+									errs <- err
+									return
+								}
+							}
+						}()
+					}
+					wg.Wait()
+					b.StopTimer()
+					close(errs)
+					for err := range errs {
+						b.Fatal(err)
+					}
+					var qty int
+					must(b, db.Table(map[bool]string{true: "bench_official_items", false: "bench_items"}[v.name == "official-plugin-naive-retry"]).Select("qty").Where("id = ?", id).Scan(&qty).Error)
+					if qty != 1+b.N {
+						b.Fatalf("lost updates: qty %d after %d increments", qty, b.N)
+					}
+					reportRoundTrips(b, t)
+					b.ReportMetric(float64(retries.Load())/float64(b.N), "retries/op")
+				})
+			}
+		})
+	}
+}
