@@ -195,3 +195,20 @@ func TestBulkBeyondTheDatabaseBindLimit(t *testing.T) {
 		assert.Zero(t, written)
 	})
 }
+
+// Values are assigned in memory to every row of the slice, as GORM does for Updates on a slice,
+// whether they come as a map or as a struct; expressions are left to the database.
+func TestBulkAssignsValuesToEveryRowInMemory(t *testing.T) {
+	eachDB(t, []any{&Item{}}, func(t *testing.T, db *gorm.DB) {
+		items := seedItems(t, db, 4)
+		require.NoError(t, optlock.UpdateSafely(db, &items, Item{Name: "struct", Qty: 5}).Error)
+		require.NoError(t, optlock.UpdateSafely(db, &items, map[string]any{"name": "map", "qty": gorm.Expr("qty * 2")}).Error)
+		stored := loadItems(t, db)
+		for _, it := range items {
+			assert.Equal(t, "map", it.Name)
+			assert.Equal(t, 5, it.Qty, "an expression is not evaluated in memory")
+			assert.Equal(t, 10, stored[it.ID].Qty)
+			assert.EqualValues(t, 3, it.Version)
+		}
+	})
+}

@@ -33,15 +33,44 @@ type lockState struct {
 	// chunks are the row ranges written by separate statements (one, unless the rows need more
 	// bind parameters than one statement takes); the last is GORM's own UPDATE.
 	chunks []chunk
-	// baseVars counts the bind parameters the statement uses besides the lock predicate.
-	baseVars int
 	// earlierWritten counts the rows the plugin's own statements wrote for the earlier chunks.
 	earlierWritten int64
-	// clausesBefore holds the WHERE and SET clauses as they were before build, to be put back by
-	// finish: a *gorm.DB kept and reused (db.Scopes(...) in a repository) must not carry one call's
+	// before holds the WHERE and SET clauses as they were before build, to be put back by finish:
+	// a *gorm.DB kept and reused (db.Scopes(...) in a repository) must not carry one call's
 	// predicate into the next.
-	clausesBefore map[string]*clause.Clause
+	before savedClauses
 }
+
+// savedClauses is a copy of a statement's WHERE and SET clauses.
+type savedClauses struct {
+	saved, hadWhere, hadSet bool
+	where, set              clause.Clause
+}
+
+func (c *savedClauses) save(stmt *gorm.Statement) {
+	c.saved = true
+	c.where, c.hadWhere = stmt.Clauses["WHERE"]
+	c.set, c.hadSet = stmt.Clauses["SET"]
+}
+
+func (c *savedClauses) restore(stmt *gorm.Statement) {
+	if !c.saved {
+		return
+	}
+	restoreClause(stmt, "WHERE", c.hadWhere, c.where)
+	restoreClause(stmt, "SET", c.hadSet, c.set)
+}
+
+func restoreClause(stmt *gorm.Statement, name string, had bool, c clause.Clause) {
+	if had {
+		stmt.Clauses[name] = c
+	} else {
+		delete(stmt.Clauses, name)
+	}
+}
+
+// stateKey stores a statement's lockState in its settings; unlike InstanceSet it needs no formatting.
+type stateKey struct{ stmt *gorm.Statement }
 
 // requested reports whether the statement is lock-checked, and with which field names.
 func requested(db *gorm.DB) ([]string, bool) {
@@ -55,7 +84,7 @@ func requested(db *gorm.DB) ([]string, bool) {
 }
 
 func stateOf(db *gorm.DB) *lockState {
-	if v, ok := db.InstanceGet(settingState); ok {
+	if v, ok := db.Statement.Settings.Load(stateKey{db.Statement}); ok {
 		return v.(*lockState)
 	}
 	return nil
@@ -98,7 +127,7 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		return
 	}
 	st := &lockState{op: op, spec: spec, snapshot: snap}
-	db.InstanceSet(settingState, st)
+	db.Statement.Settings.Store(stateKey{db.Statement}, st)
 	if len(snap.rows) > 1 {
 		p.guardBulk(db, st)
 	}
@@ -132,20 +161,12 @@ func (p *Plugin) build(db *gorm.DB) {
 		p.buildDelete(db, st)
 		return
 	}
-	st.clausesBefore = map[string]*clause.Clause{}
-	for _, name := range []string{"WHERE", "SET"} {
-		if c, ok := stmt.Clauses[name]; ok {
-			st.clausesBefore[name] = &c
-		} else {
-			st.clausesBefore[name] = nil
-		}
-	}
+	st.before.save(stmt)
 	set, ok := existingSet(stmt)
-	if !ok {
-		// GORM adds the key conditions as it converts values; the predicate carries the keys itself.
-		whereLen := whereExprCount(stmt)
-		set = callbacks.ConvertToAssignments(stmt)
-		truncateWhere(stmt, whereLen)
+	if ok {
+		set = append(clause.Set(nil), set...) // the caller's clause is not ours to edit
+	} else {
+		set = convertToAssignments(stmt, st)
 		if db.Error != nil {
 			return
 		}
@@ -157,14 +178,13 @@ func (p *Plugin) build(db *gorm.DB) {
 	for j, lf := range st.spec.locks {
 		col := clause.Column{Name: lf.field.DBName}
 		if lf.kind == counterLock {
-			set = append(set, clause.Assignment{Column: col, Value: clause.Expr{SQL: "? + 1", Vars: []any{col}}})
+			set = append(set, lf.increment)
 			continue
 		}
 		st.next[j] = st.snapshot.nextValue(st.spec, j, now)
 		set = append(set, clause.Assignment{Column: col, Value: st.next[j]})
 	}
 	stmt.AddClause(set)
-	st.baseVars = boundVars(stmt)
 	st.chunks = p.planChunks(db, st)
 	last := len(st.chunks) - 1
 	if !db.DryRun {
@@ -179,6 +199,32 @@ func (p *Plugin) build(db *gorm.DB) {
 	stmt.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(st.chunks[last])}})
 	// AfterUpdate hooks see the advanced lock fields; finish puts the rows back if the write fails.
 	_ = db.AddError(st.snapshot.advance(stmt.Context, st.spec, st.next))
+}
+
+// convertToAssignments is GORM's callbacks.ConvertToAssignments, which also assigns the values to the
+// rows in memory. The key conditions it adds to WHERE are dropped: the predicate carries the keys.
+// For a slice it is shown only the first row, and the values are then set on the others here:
+// otherwise GORM would build, and the plugin throw away, a key list costing several allocations a row.
+func convertToAssignments(stmt *gorm.Statement, st *lockState) clause.Set {
+	whereLen := whereExprCount(stmt)
+	rows := st.snapshot.rows
+	whole := stmt.ReflectValue
+	if len(rows) > 1 {
+		stmt.ReflectValue = rows[0]
+	}
+	set := callbacks.ConvertToAssignments(stmt)
+	stmt.ReflectValue = whole
+	truncateWhere(stmt, whereLen)
+	if len(rows) > 1 && whole.CanAddr() {
+		for _, a := range set {
+			if f := stmt.Schema.LookUpField(a.Column.Name); f != nil {
+				for _, row := range rows[1:] {
+					_ = f.Set(stmt.Context, row, a.Value) // GORM ignores values it cannot set (expressions) too
+				}
+			}
+		}
+	}
+	return set
 }
 
 func existingSet(stmt *gorm.Statement) (clause.Set, bool) {
@@ -211,9 +257,10 @@ func truncateWhere(stmt *gorm.Statement, n int) {
 	}
 }
 
-// withoutLockColumns drops assignments to lock columns (Save and struct values carry the old ones).
+// withoutLockColumns drops assignments to lock columns (Save and struct values carry the old ones),
+// in place.
 func withoutLockColumns(set clause.Set, spec *lockSpec) clause.Set {
-	kept := set[:0:0]
+	kept := set[:0]
 	for _, a := range set {
 		isLock := false
 		for _, lf := range spec.locks {
@@ -234,17 +281,15 @@ func withoutLockColumns(set clause.Set, spec *lockSpec) clause.Set {
 // rows beyond one statement's bind parameters are refused.
 func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 	stmt := db.Statement
-	st.clausesBefore = map[string]*clause.Clause{"WHERE": nil}
-	if c, ok := stmt.Clauses["WHERE"]; ok {
-		st.clausesBefore["WHERE"] = &c
-	}
+	st.before.save(stmt)
 	rows := len(st.snapshot.rows)
 	// GORM's key list, the predicate, and the conflict query's own key list.
 	width := len(st.spec.keys)*2 + st.spec.paramsPerRow()
-	st.baseVars = boundVars(stmt) + rows*len(st.spec.keys)
-	if limit := p.bindVarLimitFor(st.spec.dialect); rows*width+boundVars(stmt) > limit {
-		_ = db.AddError(invalidf("%d rows need more bind parameters than one lock-checked %s delete takes (%d): delete them in batches of %d", rows, st.spec.dialect, limit, max(1, (limit-boundVars(stmt))/width)))
-		return
+	if limit := p.bindVarLimitFor(st.spec.dialect); rows*width > limit/2 {
+		if base := boundVars(stmt); rows*width+base > limit {
+			_ = db.AddError(invalidf("%d rows need more bind parameters than one lock-checked %s delete takes (%d): delete them in batches of %d", rows, st.spec.dialect, limit, max(1, (limit-base)/width)))
+			return
+		}
 	}
 	st.chunks = []chunk{{0, rows}}
 	stmt.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(st.chunks[0])}})
@@ -324,12 +369,6 @@ func (p *Plugin) finish(db *gorm.DB) {
 	if st.conflict == nil && db.Error != nil && isSerializationFailure(db.Error) {
 		db.Error = &serializationConflict{err: db.Error}
 	}
-	for name, c := range st.clausesBefore {
-		if c == nil {
-			delete(db.Statement.Clauses, name)
-		} else {
-			db.Statement.Clauses[name] = *c
-		}
-	}
-	db.InstanceSet(settingState, (*lockState)(nil))
+	st.before.restore(db.Statement)
+	db.Statement.Settings.Delete(stateKey{db.Statement})
 }

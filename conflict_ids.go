@@ -25,7 +25,11 @@ func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState) {
 	st.findConflicts = false
 	rows := len(st.snapshot.rows)
 	width := len(st.spec.keys) + st.spec.paramsPerRow()
-	perQuery := max(1, (p.bindVarLimitFor(st.spec.dialect)-st.baseVars)/width)
+	limit, base := p.bindVarLimitFor(st.spec.dialect), 0
+	if rows*width > limit/2 {
+		base = boundVars(db.Statement) // SET and WHERE as sent, predicate included: an overestimate
+	}
+	perQuery := max(1, (limit-base)/width)
 	found := make(map[any]storedRow, rows)
 	for start := 0; start < rows; start += perQuery {
 		c := chunk{start, min(start+perQuery, rows)}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 )
 
@@ -30,6 +31,8 @@ type lockField struct {
 	kind  lockKind
 	// unit is the column's resolution: the step by which a timeLock or unixLock must at least advance.
 	unit time.Duration
+	// increment is the assignment "col = col + 1" of a counterLock, built once.
+	increment clause.Assignment
 	// castType, when set, wraps the snapshot value in CAST(? AS castType) so the database converts
 	// it exactly as it converted the value when it stored it (rounding or truncating extra digits).
 	castType string
@@ -171,7 +174,8 @@ func newLockField(stmt *gorm.Statement, f *schema.Field) (lockField, error) {
 		case schema.UnixNanosecond:
 			return lockField{field: f, kind: unixLock, unit: time.Nanosecond}, nil
 		}
-		return lockField{field: f, kind: counterLock}, nil
+		col := clause.Column{Name: f.DBName}
+		return lockField{field: f, kind: counterLock, increment: clause.Assignment{Column: col, Value: clause.Expr{SQL: "? + 1", Vars: []any{col}}}}, nil
 	case reflect.Struct:
 		if f.FieldType == timeType {
 			return newTimeLockField(stmt, f), nil

@@ -30,6 +30,16 @@ func (p lockPredicate) width() int { return len(p.spec.keys) + len(p.spec.locks)
 // keyListFirst says whether the dialect needs the plain key list to use the primary key index.
 func (s *lockSpec) keyListFirst() bool { return s.dialect == "sqlite" }
 
+// castsEveryRow says whether every row of a list needs casts: timestamps on PostgreSQL and MySQL.
+func (s *lockSpec) castsEveryRow() bool {
+	for _, l := range s.locks {
+		if l.kind == timeLock && l.castType != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // paramsPerRow is how many bind parameters the predicate uses for each row.
 func (s *lockSpec) paramsPerRow() int {
 	n := len(s.keys) + len(s.locks)
@@ -47,22 +57,22 @@ func (p lockPredicate) Build(b clause.Builder) {
 		p.buildOne(b)
 		return
 	}
+	w := p.width()
 	if p.spec.keyListFirst() {
 		// The leading key column is enough for the index; the row values below check the rest.
+		keys := make([]any, p.rows())
+		for r := range keys {
+			keys[r] = p.values[r*w]
+		}
 		b.WriteQuoted(clause.Column{Name: p.spec.keys[0].field.DBName})
 		b.WriteString(" IN (")
-		for r := range p.rows() {
-			if r > 0 {
-				b.WriteByte(',')
-			}
-			b.AddVar(b, p.values[r*p.width()])
-		}
+		b.AddVar(b, keys...)
 		b.WriteString(") AND ")
 	}
 	b.WriteByte('(')
-	for i := range p.width() {
+	for i := range w {
 		if i > 0 {
-			b.WriteString(", ")
+			b.WriteByte(',')
 		}
 		b.WriteQuoted(clause.Column{Name: p.column(i).DBName})
 	}
@@ -71,17 +81,23 @@ func (p lockPredicate) Build(b clause.Builder) {
 	if postgres || p.spec.dialect == "sqlite" {
 		b.WriteString("VALUES ")
 	}
+	plain := !p.spec.castsEveryRow()
 	for r := range p.rows() {
 		if r > 0 {
-			b.WriteString(", ")
+			b.WriteByte(',')
 		}
 		b.WriteByte('(')
-		for i := range p.width() {
-			if i > 0 {
-				b.WriteString(", ")
+		row := p.values[r*w : (r+1)*w]
+		if plain && (r > 0 || !postgres) {
+			b.AddVar(b, row...) // one call per row: no per-value allocation
+		} else {
+			for i, v := range row {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				// In a VALUES list the first row's casts give every column its type.
+				p.writeValue(b, i, v, postgres && r == 0)
 			}
-			// In a VALUES list the first row's casts give every column its type.
-			p.writeValue(b, i, p.values[r*p.width()+i], postgres && r == 0)
 		}
 		b.WriteByte(')')
 	}

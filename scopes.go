@@ -4,10 +4,8 @@ import "gorm.io/gorm"
 
 // Setting keys the scope and UpdateSafely leave on a statement for the callbacks to read.
 const (
-	settingFields = "optlock:fields"  // []string from WithLock
-	settingSafely = "optlock:safely"  // set by UpdateSafely: lock with the default fields
-	settingState  = "optlock:state"   // per-statement *lockState, stored with InstanceSet
-	settingFinish = "optlock:started" // our own transaction, opened when the session skips GORM's
+	settingFields = "optlock:fields" // []string from WithLock
+	settingSafely = "optlock:safely" // set by UpdateSafely: lock with the default fields
 )
 
 // WithLock marks a statement as lock-checked, for use with gorm.DB.Scopes. fields are column names

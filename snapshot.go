@@ -85,7 +85,7 @@ func structRows(model reflect.Value) ([]reflect.Value, error) {
 
 // rowKey makes a map key of a row's primary key: the value itself for one comparable column.
 func rowKey(key []any) any {
-	if len(key) == 1 && reflect.ValueOf(key[0]).Comparable() {
+	if len(key) == 1 && key[0] != nil && reflect.TypeOf(key[0]).Comparable() {
 		return key[0]
 	}
 	return fmt.Sprintf("%#v", key)
