@@ -1,0 +1,123 @@
+// Command report turns `go test -bench` output from bench/run.sh into Markdown tables: the median of
+// every metric over the rounds, and each variant's time as a ratio to its group's baseline.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// baselines names, per benchmark family, the variant the others are compared with.
+var baselines = map[string]string{
+	"BenchmarkSingleRow":  "gorm-updates-unlocked",
+	"BenchmarkBulk":       "gorm-updates-id-in-unlocked",
+	"BenchmarkContention": "select-for-update",
+}
+
+type sample map[string][]float64 // unit -> values over rounds
+
+func main() {
+	samples := map[string]sample{}
+	var order []string
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 1<<20), 1<<20)
+	for in.Scan() {
+		fields := strings.Fields(in.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
+			continue
+		}
+		name := fields[0]
+		if i := strings.LastIndex(name, "-"); i > 0 { // drop the GOMAXPROCS suffix
+			name = name[:i]
+		}
+		if _, seen := samples[name]; !seen {
+			samples[name] = sample{}
+			order = append(order, name)
+		}
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err == nil {
+				samples[name][fields[i+1]] = append(samples[name][fields[i+1]], v)
+			}
+		}
+	}
+
+	// Group variants by everything but their last path element: BenchmarkBulk/postgres/N=1000.
+	groups := map[string][]string{}
+	var groupOrder []string
+	for _, name := range order {
+		group := name
+		if i := strings.LastIndex(name, "/"); i > 0 && strings.Count(name, "/") >= 2 {
+			group = name[:i]
+		}
+		if _, ok := groups[group]; !ok {
+			groupOrder = append(groupOrder, group)
+		}
+		groups[group] = append(groups[group], name)
+	}
+
+	fmt.Println("| benchmark | variant | time/op | × baseline | allocs/op | B/op | round trips/op | retries/op |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
+	for _, group := range groupOrder {
+		family := strings.SplitN(group, "/", 2)[0]
+		var base float64
+		for _, name := range groups[group] {
+			if strings.HasSuffix(name, "/"+baselines[family]) {
+				base = median(samples[name]["ns/op"])
+			}
+		}
+		for _, name := range groups[group] {
+			s := samples[name]
+			variant := strings.TrimPrefix(name, group+"/")
+			if variant == name {
+				variant = "-"
+			}
+			ratio := ""
+			if base > 0 {
+				ratio = fmt.Sprintf("%.2f", median(s["ns/op"])/base)
+			}
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				strings.TrimPrefix(group, "Benchmark"), variant, duration(median(s["ns/op"])), ratio,
+				num(s["allocs/op"]), num(s["B/op"]), num(s["roundtrips/op"]), num(s["retries/op"]))
+		}
+	}
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func num(xs []float64) string {
+	if len(xs) == 0 {
+		return ""
+	}
+	m := median(xs)
+	if m == float64(int64(m)) {
+		return strconv.FormatInt(int64(m), 10)
+	}
+	return strconv.FormatFloat(m, 'f', 2, 64)
+}
+
+func duration(ns float64) string {
+	switch {
+	case ns >= 1e9:
+		return fmt.Sprintf("%.2f s", ns/1e9)
+	case ns >= 1e6:
+		return fmt.Sprintf("%.2f ms", ns/1e6)
+	case ns >= 1e3:
+		return fmt.Sprintf("%.1f µs", ns/1e3)
+	}
+	return fmt.Sprintf("%.0f ns", ns)
+}
