@@ -1,6 +1,8 @@
 package optlock
 
 import (
+	"errors"
+
 	"gorm.io/gorm"
 	"gorm.io/gorm/callbacks"
 	"gorm.io/gorm/clause"
@@ -69,6 +71,13 @@ func restoreClause(stmt *gorm.Statement, name string, had bool, c clause.Clause)
 	}
 }
 
+// contextError keeps a cancelled or expired context reachable with errors.Is when GORM has flattened
+// it into a joined message ("context canceled; sql: transaction has already been ...").
+type contextError struct{ ctx, err error }
+
+func (e *contextError) Error() string   { return e.err.Error() }
+func (e *contextError) Unwrap() []error { return []error{e.ctx, e.err} }
+
 // stateKey stores a statement's lockState in its settings; unlike InstanceSet it needs no formatting.
 type stateKey struct{ stmt *gorm.Statement }
 
@@ -134,14 +143,24 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 }
 
 // refuseLockValues rejects a values map that sets a lock field: the plugin advances lock fields itself.
+//
+// It also refuses keys that are not fields of the model: GORM would put such a key into SET as a
+// column name, and a lock-checked write builds no SQL from unchecked strings.
 func refuseLockValues(stmt *gorm.Statement, spec *lockSpec) error {
 	values, ok := stmt.Dest.(map[string]any)
 	if !ok {
 		return nil
 	}
 	for name := range values {
+		f := stmt.Schema.LookUpField(name)
+		if f == nil {
+			if _, isRelation := stmt.Schema.Relationships.Relations[name]; isRelation {
+				continue
+			}
+			return invalidf("values name %q, which is not a field of model %s", name, stmt.Schema.Name)
+		}
 		for _, lf := range spec.locks {
-			if name == lf.field.DBName || name == lf.field.Name {
+			if f == lf.field {
 				return invalidf("values set the lock field %q: leave it out, optlock advances it on every write", name)
 			}
 		}
@@ -368,6 +387,9 @@ func (p *Plugin) finish(db *gorm.DB) {
 	}
 	if st.conflict == nil && db.Error != nil && isSerializationFailure(db.Error) {
 		db.Error = &serializationConflict{err: db.Error}
+	}
+	if ctxErr := db.Statement.Context.Err(); db.Error != nil && ctxErr != nil && !errors.Is(db.Error, ctxErr) {
+		db.Error = &contextError{ctx: ctxErr, err: db.Error} // GORM joins errors with %v, losing ctxErr
 	}
 	st.before.restore(db.Statement)
 	db.Statement.Settings.Delete(stateKey{db.Statement})

@@ -79,6 +79,11 @@ func readStoredRows(db *gorm.DB, st *lockState, c chunk, found map[any]storedRow
 	q.AddClause(clause.From{})
 	q.AddClause(clause.Where{Exprs: []clause.Expression{keysIn(st, c)}})
 	q.Build("SELECT", "FROM", "WHERE")
+	if _, inTx := q.ConnPool.(gorm.TxCommitter); inTx && st.spec.dialect == "mysql" {
+		// Inside a REPEATABLE READ transaction a plain SELECT reads the transaction's old snapshot,
+		// where the UPDATE read the latest rows: a locking read sees what the UPDATE saw.
+		q.SQL.WriteString(" LOCK IN SHARE MODE")
+	}
 
 	begin := time.Now()
 	var n int64
@@ -129,12 +134,14 @@ func readStoredRows(db *gorm.DB, st *lockState, c chunk, found map[any]storedRow
 // keysIn is the condition "key IN (the keys of chunk c)", for one or several key columns.
 func keysIn(st *lockState, c chunk) clause.Expression {
 	keys := len(st.spec.keys)
+	w := keys + len(st.spec.locks)
 	values := make([]any, 0, c.end-c.start)
 	for i := c.start; i < c.end; i++ {
+		key := st.snapshot.values[i*w : i*w+keys]
 		if keys == 1 {
-			values = append(values, st.snapshot.key(st.spec, i))
+			values = append(values, key[0])
 		} else {
-			values = append(values, st.snapshot.key(st.spec, i).([]any))
+			values = append(values, append([]any(nil), key...))
 		}
 	}
 	if keys == 1 {

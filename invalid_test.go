@@ -57,6 +57,9 @@ func TestBadInputGetsAClearErrorAndWritesNothing(t *testing.T) {
 			{"values set the lock field", func() *gorm.DB {
 				return optlock.UpdateSafely(db, &item, map[string]any{"qty": 0, "version": 99})
 			}, `values set the lock field "version"`},
+			{"values with an unknown column", func() *gorm.DB {
+				return optlock.UpdateSafely(db, &item, map[string]any{"qty` = 0, `version": 1})
+			}, "not a field of model Item"},
 			{"scope without a model", func() *gorm.DB {
 				return withLock().Table("core_items").Where("id = ?", item.ID).Updates(values)
 			}, "needs a model"},

@@ -23,6 +23,8 @@ type lockPredicate struct {
 	spec *lockSpec
 	// values holds, row after row, the key values then the lock values of each row.
 	values []any
+	// lockInKeyOrder makes a bulk write on PostgreSQL lock its rows in primary-key order first.
+	lockInKeyOrder bool
 }
 
 func (p lockPredicate) width() int { return len(p.spec.keys) + len(p.spec.locks) }
@@ -46,6 +48,9 @@ func (s *lockSpec) paramsPerRow() int {
 	if s.keyListFirst() {
 		n++
 	}
+	if s.dialect == "postgres" {
+		n += len(s.keys) // the key-order lock
+	}
 	return n
 }
 
@@ -58,6 +63,9 @@ func (p lockPredicate) Build(b clause.Builder) {
 		return
 	}
 	w := p.width()
+	if p.lockInKeyOrder && p.spec.dialect == "postgres" {
+		p.buildKeyOrderLock(b)
+	}
 	if p.spec.keyListFirst() {
 		// The leading key column is enough for the index; the row values below check the rest.
 		keys := make([]any, p.rows())
@@ -102,6 +110,56 @@ func (p lockPredicate) Build(b clause.Builder) {
 		b.WriteByte(')')
 	}
 	b.WriteByte(')')
+}
+
+// buildKeyOrderLock writes "id IN (SELECT id FROM t WHERE id IN (...) ORDER BY id FOR UPDATE) AND ".
+//
+// Two bulk writes over the same rows must lock them in the same order, or each can hold a row the
+// other waits for: a deadlock. MySQL and MariaDB walk the primary key in order for a row-value IN, and
+// SQLite locks the whole database, but PostgreSQL locks rows in whatever order its plan meets them (a
+// hash join meets them in the order they lie on disk). A sub-select that sorts the keys and locks them
+// FOR UPDATE runs once, before the update, and takes the locks in key order.
+func (p lockPredicate) buildKeyOrderLock(b clause.Builder) {
+	w := p.width()
+	composite := len(p.spec.keys) > 1
+	writeKeys := func(row bool) {
+		if row {
+			b.WriteByte('(')
+		}
+		for i, k := range p.spec.keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteQuoted(clause.Column{Name: k.field.DBName})
+		}
+		if row {
+			b.WriteByte(')')
+		}
+	}
+	writeKeys(composite)
+	b.WriteString(" IN (SELECT ")
+	writeKeys(false)
+	b.WriteString(" FROM ")
+	b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
+	b.WriteString(" WHERE ")
+	writeKeys(composite)
+	b.WriteString(" IN (")
+	for r := range p.rows() {
+		if r > 0 {
+			b.WriteByte(',')
+		}
+		key := p.values[r*w : r*w+len(p.spec.keys)]
+		if len(key) == 1 {
+			b.AddVar(b, key[0])
+		} else {
+			b.WriteByte('(')
+			b.AddVar(b, key...)
+			b.WriteByte(')')
+		}
+	}
+	b.WriteString(") ORDER BY ")
+	writeKeys(false)
+	b.WriteString(" FOR UPDATE) AND ")
 }
 
 func (p lockPredicate) buildOne(b clause.Builder) {
