@@ -34,8 +34,8 @@ func (p *Plugin) guardBulk(db *gorm.DB, st *lockState) {
 	_ = db.AddError(execRaw(db, "SAVEPOINT "+st.savepoint))
 }
 
-// settleBulk ends the savepoint or the plugin's own transaction: kept on success, undone on error.
-// It runs inside the check (savepoint) and finish (own transaction) callbacks.
+// settleSavepoint ends the savepoint around a bulk write in the caller's transaction: released on
+// success, rolled back to and released on failure. It runs in the check callback.
 func settleSavepoint(db *gorm.DB, st *lockState, failed bool) error {
 	if st.savepoint == "" {
 		return nil
