@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,12 +18,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/go-optlock/optlock"
-)
-
-// Local defaults for the servers this project is developed against; override with the env vars.
-const (
-	defaultPostgresDSN = "host=127.0.0.1 port=5432 user=root dbname=test sslmode=disable"
-	defaultMySQLDSN    = "root:@tcp(127.0.0.1:3306)/test?charset=utf8mb4&parseTime=True&loc=Local"
+	"github.com/go-optlock/optlock/internal/testenv"
 )
 
 // dialect is one database the tests run against.
@@ -35,19 +29,12 @@ type dialect struct {
 
 var dialects = []dialect{
 	{"sqlite", openSQLite},
-	{"postgres", sharedServer("pgx", "OPTLOCK_POSTGRES_DSN", defaultPostgresDSN, func(conn *sql.DB) gorm.Dialector {
+	{"postgres", sharedServer("pgx", "OPTLOCK_POSTGRES_DSN", testenv.PostgresDSN(), func(conn *sql.DB) gorm.Dialector {
 		return postgres.New(postgres.Config{Conn: conn})
 	})},
-	{"mysql", sharedServer("mysql", "OPTLOCK_MYSQL_DSN", defaultMySQLDSN, func(conn *sql.DB) gorm.Dialector {
+	{"mysql", sharedServer("mysql", "OPTLOCK_MYSQL_DSN", testenv.MySQLDSN(), func(conn *sql.DB) gorm.Dialector {
 		return mysql.New(mysql.Config{Conn: conn})
 	})},
-}
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
 }
 
 func gormConfig() *gorm.Config {
@@ -73,13 +60,12 @@ func openSQLite(t testing.TB) (*gorm.DB, error) {
 }
 
 func openSQLiteFile(path string) (*gorm.DB, error) {
-	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate"
-	return gorm.Open(sqlite.Open(dsn), gormConfig())
+	return gorm.Open(sqlite.Open(testenv.SQLiteDSN(path)), gormConfig())
 }
 
 // sharedServer shares one connection pool per server across the test binary; each test gets a
 // *gorm.DB of its own on it, so plugins registered by one test stay out of the others.
-func sharedServer(driver, env, fallback string, dialector func(*sql.DB) gorm.Dialector) func(testing.TB) (*gorm.DB, error) {
+func sharedServer(driver, env, dsn string, dialector func(*sql.DB) gorm.Dialector) func(testing.TB) (*gorm.DB, error) {
 	var (
 		once sync.Once
 		conn *sql.DB
@@ -87,7 +73,6 @@ func sharedServer(driver, env, fallback string, dialector func(*sql.DB) gorm.Dia
 	)
 	return func(testing.TB) (*gorm.DB, error) {
 		once.Do(func() {
-			dsn := envOr(env, fallback)
 			if conn, err = sql.Open(driver, dsn); err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -102,16 +87,6 @@ func sharedServer(driver, env, fallback string, dialector func(*sql.DB) gorm.Dia
 		}
 		return gorm.Open(dialector(conn), gormConfig())
 	}
-}
-
-// requiredDatabases says whether an unreachable server fails the test instead of skipping it:
-// always under CI, or when OPTLOCK_REQUIRE_DBS lists it ("postgres,mysql" or "all").
-func requiredDatabase(name string) bool {
-	if os.Getenv("CI") == "true" {
-		return true
-	}
-	req := os.Getenv("OPTLOCK_REQUIRE_DBS")
-	return req == "all" || strings.Contains(req, name)
 }
 
 // eachDB runs fn once per database, on a *gorm.DB with the plugin registered and the given models'
@@ -131,7 +106,7 @@ func openDB(t *testing.T, d dialect, models []any, opts ...optlock.Option) *gorm
 	t.Helper()
 	db, err := d.open(t)
 	if err != nil {
-		if requiredDatabase(d.name) {
+		if testenv.Required(d.name) {
 			t.Fatalf("%v (required: CI=true or OPTLOCK_REQUIRE_DBS)", err)
 		}
 		t.Skipf("skipping %s: %v", d.name, err)

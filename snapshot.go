@@ -76,6 +76,9 @@ func structRows(model reflect.Value) ([]reflect.Value, error) {
 			if row.Kind() != reflect.Struct || !row.CanAddr() {
 				return nil, invalidf("row %d of the model is a %s, not a struct", i, row.Type())
 			}
+			if i > 0 && row.Type() != rows[0].Type() {
+				return nil, invalidf("row %d of the model is a %s, row 0 a %s: pass rows of one type", i, row.Type(), rows[0].Type())
+			}
 			rows[i] = row
 		}
 		return rows, nil

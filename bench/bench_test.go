@@ -74,6 +74,28 @@ func wrote(b *testing.B, res *gorm.DB, n int64) {
 // write into the map they are given.
 func bump() map[string]any { return map[string]any{"qty": gorm.Expr("qty + 1")} }
 
+// variant is one way of doing the same write.
+type variant struct {
+	name  string
+	write func()
+}
+
+// runVariants runs each variant as a sub-benchmark, counting allocations and round trips.
+func runVariants(b *testing.B, t target, variants []variant) {
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
+			b.ReportAllocs()
+			t.counter.Reset()
+			b.ResetTimer()
+			for range b.N {
+				v.write()
+			}
+			b.StopTimer()
+			reportRoundTrips(b, t)
+		})
+	}
+}
+
 // BenchmarkSingleRow writes one row by primary key, five ways.
 func BenchmarkSingleRow(b *testing.B) {
 	for _, t := range targets(b) {
@@ -86,10 +108,7 @@ func BenchmarkSingleRow(b *testing.B) {
 				raw = "UPDATE bench_items SET qty = qty + 1, version = version + 1 WHERE id = $1 AND version = $2"
 			}
 
-			variants := []struct {
-				name  string
-				write func()
-			}{
+			variants := []variant{
 				{"raw-conditional-update", func() {
 					res, err := t.counter.ExecContext(context.Background(), raw, item.ID, item.Version)
 					must(b, err)
@@ -112,18 +131,7 @@ func BenchmarkSingleRow(b *testing.B) {
 					wrote(b, db.Scopes(optlock.WithLock()).Model(&item).Updates(bump()), 1)
 				}},
 			}
-			for _, v := range variants {
-				b.Run(v.name, func(b *testing.B) {
-					b.ReportAllocs()
-					t.counter.Reset()
-					b.ResetTimer()
-					for range b.N {
-						v.write()
-					}
-					b.StopTimer()
-					reportRoundTrips(b, t)
-				})
-			}
+			runVariants(b, t, variants)
 		})
 	}
 }
@@ -141,10 +149,7 @@ func BenchmarkBulk(b *testing.B) {
 					for i, it := range items {
 						ids[i] = it.ID
 					}
-					variants := []struct {
-						name  string
-						write func()
-					}{
+					variants := []variant{
 						{"gorm-updates-id-in-unlocked", func() {
 							wrote(b, db.Model(&Item{}).Where("id IN ?", ids).Updates(bump()), int64(n))
 						}},
@@ -166,18 +171,7 @@ func BenchmarkBulk(b *testing.B) {
 							wrote(b, optlock.UpdateSafely(db, &items, bump()), int64(n))
 						}},
 					}
-					for _, v := range variants {
-						b.Run(v.name, func(b *testing.B) {
-							b.ReportAllocs()
-							t.counter.Reset()
-							b.ResetTimer()
-							for range b.N {
-								v.write()
-							}
-							b.StopTimer()
-							reportRoundTrips(b, t)
-						})
-					}
+					runVariants(b, t, variants)
 				})
 			}
 		})

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/go-optlock/optlock"
 	"github.com/go-optlock/optlock/internal/roundtrip"
+	"github.com/go-optlock/optlock/internal/testenv"
 )
 
 // target is one database under benchmark, with its round-trip counter.
@@ -20,13 +20,6 @@ type target struct {
 	name    string
 	db      *gorm.DB
 	counter *roundtrip.Counter
-}
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
 }
 
 // targets opens SQLite (a file in a temporary directory), PostgreSQL and MariaDB/MySQL at the same
@@ -38,13 +31,13 @@ func targets(b *testing.B) []target {
 		open func() gorm.Dialector
 	}{
 		{"sqlite", func() gorm.Dialector {
-			return sqlite.Open("file:" + filepath.Join(b.TempDir(), "bench.db") + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
+			return sqlite.Open(testenv.SQLiteDSN(filepath.Join(b.TempDir(), "bench.db")))
 		}},
 		{"postgres", func() gorm.Dialector {
-			return postgres.Open(envOr("OPTLOCK_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=root dbname=test sslmode=disable"))
+			return postgres.Open(testenv.PostgresDSN())
 		}},
 		{"mysql", func() gorm.Dialector {
-			return mysql.Open(envOr("OPTLOCK_MYSQL_DSN", "root:@tcp(127.0.0.1:3306)/test?charset=utf8mb4&parseTime=True&loc=Local"))
+			return mysql.Open(testenv.MySQLDSN())
 		}},
 	}
 	var out []target

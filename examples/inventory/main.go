@@ -74,7 +74,7 @@ func open(cfg config) (*gorm.DB, func(), error) {
 				return nil, nil, err
 			}
 			cleanup = func() { os.RemoveAll(dir) }
-			dsn = "file:" + filepath.Join(dir, "shop.db") + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate"
+			dsn = "file:" + filepath.Join(dir, "shop.db") + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate" // concurrent buyers queue for the write lock
 		}
 		dialector = sqlite.Open(dsn)
 	case "postgres":

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,24 +10,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
+
+	"github.com/go-optlock/optlock/internal/testenv"
 )
 
 // databases lists the demo's targets: SQLite always, the servers at the tests' DSNs when reachable
 // (required under CI=true).
 func databases(t *testing.T) map[string]config {
 	dbs := map[string]config{
-		"sqlite":   {dialect: "sqlite", dsn: "file:" + filepath.Join(t.TempDir(), "shop.db") + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate"},
-		"postgres": {dialect: "postgres", dsn: envOr("OPTLOCK_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=root dbname=test sslmode=disable")},
-		"mysql":    {dialect: "mysql", dsn: envOr("OPTLOCK_MYSQL_DSN", "root:@tcp(127.0.0.1:3306)/test?charset=utf8mb4&parseTime=True&loc=Local")},
+		"sqlite":   {dialect: "sqlite", dsn: testenv.SQLiteDSN(filepath.Join(t.TempDir(), "shop.db"))},
+		"postgres": {dialect: "postgres", dsn: testenv.PostgresDSN()},
+		"mysql":    {dialect: "mysql", dsn: testenv.MySQLDSN()},
 	}
 	return dbs
-}
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
 }
 
 func openOrSkip(t *testing.T, cfg config) *gorm.DB {
@@ -40,7 +34,7 @@ func openOrSkip(t *testing.T, cfg config) *gorm.DB {
 		}
 	}
 	if err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("OPTLOCK_REQUIRE_DBS") != "" {
+		if testenv.Required(cfg.dialect) {
 			t.Fatalf("%s unreachable: %v", cfg.dialect, err)
 		}
 		t.Skipf("skipping %s: %v", cfg.dialect, err)
