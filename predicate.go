@@ -112,7 +112,8 @@ func (p lockPredicate) Build(b clause.Builder) {
 	b.WriteByte(')')
 }
 
-// buildKeyOrderLock writes "id IN (SELECT id FROM t WHERE id IN (...) ORDER BY id FOR UPDATE) AND ".
+// buildKeyOrderLock writes "id = ANY(ARRAY(SELECT id FROM t WHERE id IN (...) ORDER BY id FOR UPDATE)) AND "
+// ("(a, b) IN (SELECT a, b ...)" for a composite key).
 //
 // Two bulk writes over the same rows must lock them in the same order, or each can hold a row the
 // other waits for: a deadlock. MySQL and MariaDB walk the primary key in order for a row-value IN, and
@@ -137,7 +138,13 @@ func (p lockPredicate) buildKeyOrderLock(b clause.Builder) {
 		}
 	}
 	writeKeys(composite)
-	b.WriteString(" IN (SELECT ")
+	if composite {
+		b.WriteString(" IN (SELECT ")
+	} else {
+		// An ARRAY(sub-select) is an init plan: it runs once, first, and the outer scan can still use
+		// the primary key, where IN (sub-select) would be planned as a join over the whole table.
+		b.WriteString(" = ANY(ARRAY(SELECT ")
+	}
 	writeKeys(false)
 	b.WriteString(" FROM ")
 	b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
@@ -159,7 +166,11 @@ func (p lockPredicate) buildKeyOrderLock(b clause.Builder) {
 	}
 	b.WriteString(") ORDER BY ")
 	writeKeys(false)
-	b.WriteString(" FOR UPDATE) AND ")
+	b.WriteString(" FOR UPDATE)")
+	if !composite {
+		b.WriteByte(')')
+	}
+	b.WriteString(" AND ")
 }
 
 func (p lockPredicate) buildOne(b clause.Builder) {
