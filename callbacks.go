@@ -121,7 +121,7 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		return
 	}
 	if op == updating {
-		if err := refuseLockValues(stmt, spec); err != nil {
+		if err := checkValuesMap(stmt, spec); err != nil {
 			_ = db.AddError(err)
 			return
 		}
@@ -142,11 +142,10 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	}
 }
 
-// refuseLockValues rejects a values map that sets a lock field: the plugin advances lock fields itself.
-//
-// It also refuses keys that are not fields of the model: GORM would put such a key into SET as a
-// column name, and a lock-checked write builds no SQL from unchecked strings.
-func refuseLockValues(stmt *gorm.Statement, spec *lockSpec) error {
+// checkValuesMap rejects a values map that sets a lock field (the plugin advances lock fields itself)
+// or names something that is not a field of the model: GORM would put such a key into SET as a column
+// name, and a lock-checked write builds no SQL from unchecked strings.
+func checkValuesMap(stmt *gorm.Statement, spec *lockSpec) error {
 	values, ok := stmt.Dest.(map[string]any)
 	if !ok {
 		return nil
@@ -193,15 +192,16 @@ func (p *Plugin) build(db *gorm.DB) {
 	set = withoutLockColumns(set, st.spec)
 
 	now := db.NowFunc()
-	st.next = make([]any, len(st.spec.locks))
 	for j, lf := range st.spec.locks {
-		col := clause.Column{Name: lf.field.DBName}
 		if lf.kind == counterLock {
 			set = append(set, lf.increment)
 			continue
 		}
+		if st.next == nil {
+			st.next = make([]any, len(st.spec.locks))
+		}
 		st.next[j] = st.snapshot.nextValue(st.spec, j, now)
-		set = append(set, clause.Assignment{Column: col, Value: st.next[j]})
+		set = append(set, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: st.next[j]})
 	}
 	stmt.AddClause(set)
 	st.chunks = p.planChunks(db, st)
