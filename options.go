@@ -21,7 +21,7 @@ func WithBindVarLimit(n int) Option {
 	}
 }
 
-// bindVarLimit returns the number of bind parameters one statement may carry on dialect.
+// bindVarLimitFor returns the number of bind parameters one statement may carry on dialect.
 func (p *Plugin) bindVarLimitFor(dialect string) int {
 	if p.bindVarLimit > 0 {
 		return p.bindVarLimit

@@ -19,6 +19,10 @@ const (
 // the model, and fails with an [*OptimisticLockError] when a row changed since it was read:
 //
 //	db.Scopes(optlock.WithLock("version")).Model(&item).Updates(map[string]any{"qty": 3})
+//
+// The same holds for Update, UpdateColumn(s) and Save of one struct (a stale Save neither updates nor
+// inserts), and for Delete of a struct or a slice, soft delete included. Save of a slice, an upsert,
+// is refused. Statements without the scope are never changed by the plugin.
 func WithLock(fields ...string) func(*gorm.DB) *gorm.DB {
 	requested := append([]string(nil), fields...)
 	return func(db *gorm.DB) *gorm.DB {
