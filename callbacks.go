@@ -137,9 +137,16 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	}
 	st := &lockState{op: op, spec: spec, snapshot: snap}
 	db.Statement.Settings.Store(stateKey{db.Statement}, st)
-	if len(snap.rows) > 1 {
+	if len(snap.rows) > 1 || mayWriteElsewhere(stmt) {
 		p.guardBulk(db, st)
 	}
+}
+
+// mayWriteElsewhere reports whether hooks or associations may write other rows in the same call: then
+// even a one-row write needs a savepoint (or a transaction), so a conflict undoes their writes too.
+func mayWriteElsewhere(stmt *gorm.Statement) bool {
+	s := stmt.Schema
+	return !stmt.SkipHooks && (s.BeforeSave || s.BeforeUpdate || s.BeforeDelete) || len(s.Relationships.Relations) > 0
 }
 
 // checkValuesMap rejects a values map that sets a lock field (the plugin advances lock fields itself)
@@ -354,15 +361,15 @@ func (p *Plugin) check(db *gorm.DB) {
 		db.Statement.Result.RowsAffected = 0
 	}
 	st.findConflicts = true
-	// A lone row's UPDATE wrote nothing, so its conflict can be read right away; a bulk write is
-	// read once undone: here after its savepoint, or in finish after GORM's rollback.
-	if expected == 1 {
-		p.fillConflicts(db, st)
-	} else if st.savepoint != "" {
+	// The conflict is read once the write is undone: here after its savepoint, or in finish after
+	// GORM's rollback. A lone row's UPDATE wrote nothing, so its conflict can be read right away.
+	if st.savepoint != "" {
 		if err := settleSavepoint(db, st, true); err != nil {
 			_ = db.AddError(err)
 			return
 		}
+		p.fillConflicts(db, st)
+	} else if expected == 1 {
 		p.fillConflicts(db, st)
 	}
 	_ = db.AddError(st.conflict)

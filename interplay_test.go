@@ -116,3 +116,37 @@ func TestPreparedStatementMode(t *testing.T) {
 		}
 	})
 }
+
+// Noisy writes an audit row from its BeforeUpdate hook, through the statement's own connection.
+type Noisy struct {
+	ID      uint `gorm:"primaryKey"`
+	Qty     int
+	Version int
+}
+
+func (Noisy) TableName() string { return "core_noisy" }
+
+func (n *Noisy) BeforeUpdate(tx *gorm.DB) error {
+	return tx.Session(&gorm.Session{NewDB: true}).Create(&Tag{Name: "audit"}).Error
+}
+
+// A hook's write in the same call is undone with a refused one-row write, even inside the caller's
+// transaction that goes on to commit.
+func TestHookWritesAreUndoneWithARefusedWrite(t *testing.T) {
+	eachDB(t, []any{&Noisy{}, &Tag{}}, func(t *testing.T, db *gorm.DB) {
+		row := Noisy{Qty: 1, Version: 1}
+		require.NoError(t, db.Create(&row).Error)
+		stale := row
+		require.NoError(t, optlock.UpdateSafely(db, &row, map[string]any{"qty": 2}).Error)
+		assert.EqualValues(t, 1, countRows(t, db, &Tag{}), "the fresh write's hook wrote its row")
+
+		requireConflict(t, optlock.UpdateSafely(db, &stale, map[string]any{"qty": 3}).Error, row.ID)
+		err := db.Transaction(func(tx *gorm.DB) error {
+			requireConflict(t, optlock.UpdateSafely(tx, &stale, map[string]any{"qty": 3}).Error, row.ID)
+			return nil
+		})
+		require.NoError(t, err)
+		requireConflict(t, optlock.UpdateSafely(db.Session(&gorm.Session{SkipDefaultTransaction: true}), &stale, map[string]any{"qty": 3}).Error, row.ID)
+		assert.EqualValues(t, 1, countRows(t, db, &Tag{}), "no audit row from a refused write")
+	})
+}

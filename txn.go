@@ -10,9 +10,10 @@ import (
 // A bulk write must write all its rows or none. When GORM opened a transaction for the statement, a
 // conflict rolls it back. Inside the caller's transaction the plugin wraps the write in a savepoint,
 // so a caller that catches the conflict and commits still wrote nothing. A session that skips GORM's
-// default transaction gets one from the plugin. A one-row UPDATE matches or does not, and needs none.
+// default transaction gets one from the plugin. A one-row UPDATE matches or does not, and needs none,
+// unless hooks or associations may write other rows in the same call.
 
-// guardBulk makes sure a bulk write can be undone, before hooks or associations write anything.
+// guardBulk makes sure a write can be undone, before hooks or associations write anything.
 func (p *Plugin) guardBulk(db *gorm.DB, st *lockState) {
 	if db.DryRun {
 		return
