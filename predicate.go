@@ -99,12 +99,12 @@ func (p lockPredicate) Build(b clause.Builder) {
 		if plain && (r > 0 || !postgres) {
 			b.AddVar(b, row...) // one call per row: no per-value allocation
 		} else {
-			for i, v := range row {
+			for i := range row {
 				if i > 0 {
 					b.WriteByte(',')
 				}
 				// In a VALUES list the first row's casts give every column its type.
-				p.writeValue(b, i, v, postgres && r == 0)
+				p.writeValue(b, row, i, postgres && r == 0)
 			}
 		}
 		b.WriteByte(')')
@@ -180,7 +180,7 @@ func (p lockPredicate) buildOne(b clause.Builder) {
 		}
 		b.WriteQuoted(clause.Column{Name: p.column(i).DBName})
 		b.WriteString(" = ")
-		p.writeValue(b, i, p.values[i], false)
+		p.writeValue(b, p.values, i, false)
 	}
 }
 
@@ -192,9 +192,11 @@ func (p lockPredicate) column(i int) *schema.Field {
 	return p.spec.locks[i-len(p.spec.keys)].field
 }
 
-// writeValue binds v, cast to the column's type where the comparison needs the database to convert
-// it exactly as it did when it stored the value (timestamps), or where typing a VALUES list needs it.
-func (p lockPredicate) writeValue(b clause.Builder, i int, v any, typeRow bool) {
+// writeValue binds row[i], cast to the column's type where the comparison needs the database to
+// convert it exactly as it did when it stored the value (timestamps), or where typing a VALUES list
+// needs it. It passes a one-value sub-slice to AddVar, which costs no allocation.
+func (p lockPredicate) writeValue(b clause.Builder, row []any, i int, typeRow bool) {
+	v := row[i : i+1]
 	var cast string
 	if i < len(p.spec.keys) {
 		if typeRow {
@@ -207,11 +209,11 @@ func (p lockPredicate) writeValue(b clause.Builder, i int, v any, typeRow bool) 
 		}
 	}
 	if cast == "" {
-		b.AddVar(b, v)
+		b.AddVar(b, v...)
 		return
 	}
 	b.WriteString("CAST(")
-	b.AddVar(b, v)
+	b.AddVar(b, v...)
 	b.WriteString(" AS ")
 	b.WriteString(cast)
 	b.WriteByte(')')
