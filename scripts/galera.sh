@@ -7,13 +7,15 @@
 #   scripts/galera.sh env      # `export OPTLOCK_GALERA_DSNS=...` for eval "$(scripts/galera.sh env)"
 #
 # Node N (1..3): SQL port 331N, gcomm 457N, IST 458N, rsync SST 459N, all on 127.0.0.1.
+# start prints its progress and the status lines on stderr and only the export lines on stdout.
 # Everything lives under ${OPTLOCK_CLUSTER_DIR:-/tmp/optlock-clusters}/galera/nodeN
 # (my.cnf, data/, error.log, optlock.pid). Only processes started by this script are ever signalled:
 # their pid is in nodeN/optlock.pid and their command line must name nodeN/my.cnf.
 set -euo pipefail
 umask 022
 
-BASE="${OPTLOCK_CLUSTER_DIR:-/tmp/optlock-clusters}/galera"
+# Absolute: it is written into my.cnf and matched against the servers' command lines.
+BASE="$(realpath -m -- "${OPTLOCK_CLUSTER_DIR:-/tmp/optlock-clusters}")/galera"
 MARIADBD=/usr/sbin/mariadbd
 PROVIDER=/usr/lib/galera/libgalera_smm.so
 NODES=(1 2 3)
@@ -45,7 +47,7 @@ print_env() {
 # True if process PID is alive and one of its arguments is exactly ARG.
 cmdline_has() { # pid, arg
   local args
-  args=$(tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  args=$({ tr '\0' '\n' <"/proc/$1/cmdline"; } 2>/dev/null) || return 1
   [[ $'\n'$args$'\n' == *$'\n'"$2"$'\n'* ]]
 }
 
@@ -205,12 +207,14 @@ launch() { # node, extra mariadbd args...
   shift
   d=$(node_dir "$n")
   clean_stale_node "$n"
-  # setsid: the server must outlive the shell (and process group) that ran `start`.
+  # setsid: the server must outlive the shell (and process group) that ran `start`; 9>&-: it must not
+  # inherit (and so hold forever) the lock taken by with_lock.
   # The inner shell records its own pid and then execs mariadbd, so the pid file names mariadbd itself.
+  # shellcheck disable=SC2016 # expanded by the inner shell
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$d/optlock.pid" \
-    "$MARIADBD" --defaults-file="$(cnf "$n")" "$@" </dev/null >>"$d/console.log" 2>&1 &
-  local i
-  for i in $(seq 1 50); do
+    "$MARIADBD" --defaults-file="$(cnf "$n")" "$@" </dev/null >>"$d/console.log" 2>&1 9>&- &
+  local _
+  for _ in $(seq 1 50); do
     if [[ -s $d/optlock.pid ]]; then break; fi
     sleep 0.1
   done
@@ -267,7 +271,7 @@ synced_primary_node() {
 cmd_start() {
   if cmd_status >/dev/null 2>&1; then
     log "already running and healthy"
-    cmd_status
+    cmd_status >&2
     print_env
     return 0
   fi
@@ -321,7 +325,7 @@ cmd_start() {
   # DDL runs as total-order isolation, so creating it on one node creates it on all.
   myq "$(sql_port "$first")" "CREATE DATABASE IF NOT EXISTS test" || die "could not create database test"
   log "cluster up in $((SECONDS - t0))s"
-  cmd_status
+  cmd_status >&2
   print_env
 }
 
@@ -343,6 +347,11 @@ stop_node() { # node
 cmd_stop() {
   [[ -d $BASE ]] || { log "not running"; return 0; }
   local n t0=$SECONDS
+  if (($(running_count) == 0)); then
+    for n in "${NODES[@]}"; do rm -f "$(node_dir "$n")/optlock.pid"; done
+    log "not running"
+    return 0
+  fi
   # Reverse order, one at a time: each remaining node stays Primary, and node 1, the last to leave,
   # is marked safe_to_bootstrap for the next start.
   for n in 3 2 1; do stop_node "$n"; done
