@@ -27,6 +27,16 @@ type lockState struct {
 	savepoint string
 	// outerPool is the connection pool to go back to after the plugin's own transaction.
 	outerPool gorm.ConnPool
+	// writePool is the connection pool the write was routed to (by dbresolver, say) before GORM's
+	// transaction replaced it: the conflict details are read there after GORM's rollback.
+	writePool gorm.ConnPool
+	// callerTx says the write runs inside the caller's own transaction.
+	callerTx bool
+	// undoErr is why a savepoint command failed: the write may not be undone, or the caller's
+	// transaction is gone.
+	undoErr error
+	// beforeSettle is the call's error just before GORM commits or rolls back, which can flatten it.
+	beforeSettle error
 	// conflict is the error reported when rows did not match; its keys are filled in by finish
 	// when they can only be read after GORM's rollback.
 	conflict *OptimisticLockError
@@ -71,13 +81,6 @@ func restoreClause(stmt *gorm.Statement, name string, had bool, c clause.Clause)
 	}
 }
 
-// contextError keeps a cancelled or expired context reachable with errors.Is when GORM has flattened
-// it into a joined message ("context canceled; sql: transaction has already been ...").
-type contextError struct{ ctx, err error }
-
-func (e *contextError) Error() string   { return e.err.Error() }
-func (e *contextError) Unwrap() []error { return []error{e.ctx, e.err} }
-
 // stateKey stores a statement's lockState in its settings; unlike InstanceSet it needs no formatting.
 type stateKey struct{ stmt *gorm.Statement }
 
@@ -92,11 +95,30 @@ func requested(db *gorm.DB) ([]string, bool) {
 	return nil, false
 }
 
+// stateOf returns the statement's lockState once prepare has taken its snapshot, else nil.
 func stateOf(db *gorm.DB) *lockState {
 	if v, ok := db.Statement.Settings.Load(stateKey{db.Statement}); ok {
-		return v.(*lockState)
+		if st := v.(*lockState); st.snapshot != nil {
+			return st
+		}
 	}
 	return nil
+}
+
+// route notes, for a lock-checked statement, the connection pool it was routed to before GORM's
+// transaction replaces it.
+func (p *Plugin) route(db *gorm.DB) {
+	if _, ok := requested(db); ok {
+		db.Statement.Settings.Store(stateKey{db.Statement}, &lockState{writePool: db.Statement.ConnPool})
+	}
+}
+
+// keepError notes the call's error before GORM's commit or rollback, which joins a failure of its
+// own to it as text.
+func keepError(db *gorm.DB) {
+	if st := stateOf(db); st != nil {
+		st.beforeSettle = db.Error
+	}
 }
 
 // prepare resolves the lock fields, snapshots the rows as the caller read them and, for a bulk
@@ -135,8 +157,15 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		_ = db.AddError(invalidf("the model holds no rows: pass the rows you read"))
 		return
 	}
-	st := &lockState{op: op, spec: spec, snapshot: snap}
-	db.Statement.Settings.Store(stateKey{db.Statement}, st)
+	st := &lockState{writePool: stmt.ConnPool}
+	if v, ok := stmt.Settings.Load(stateKey{stmt}); ok {
+		st = v.(*lockState)
+	}
+	st.op, st.spec, st.snapshot = op, spec, snap
+	_, inTx := stmt.ConnPool.(gorm.TxCommitter)
+	_, gormTx := db.InstanceGet("gorm:started_transaction")
+	st.callerTx = inTx && !gormTx
+	stmt.Settings.Store(stateKey{stmt}, st)
 	if len(snap.rows) > 1 || mayWriteElsewhere(stmt) {
 		p.guardBulk(db, st)
 	}
@@ -341,17 +370,18 @@ func (p *Plugin) check(db *gorm.DB) {
 		return
 	}
 	if db.Error != nil {
-		_ = settleSavepoint(db, st, true)
+		settleSavepoint(db, st, true)
 		return
 	}
 	expected := int64(len(st.snapshot.rows))
 	db.RowsAffected += st.earlierWritten
 	switch {
 	case db.RowsAffected == expected:
-		_ = db.AddError(settleSavepoint(db, st, false))
+		settleSavepoint(db, st, false)
+		_ = db.AddError(st.undoErr)
 		return
 	case db.RowsAffected > expected:
-		_ = settleSavepoint(db, st, true)
+		settleSavepoint(db, st, true)
 		_ = db.AddError(invalidf("the update matched %d rows for %d given: the primary key of table %s is not unique", db.RowsAffected, expected, db.Statement.Table))
 		return
 	}
@@ -363,41 +393,87 @@ func (p *Plugin) check(db *gorm.DB) {
 	st.findConflicts = true
 	// The conflict is read once the write is undone: here after its savepoint, or in finish after
 	// GORM's rollback. A lone row's UPDATE wrote nothing, so its conflict can be read right away.
-	if st.savepoint != "" {
-		if err := settleSavepoint(db, st, true); err != nil {
-			_ = db.AddError(err)
-			return
+	if name := st.savepoint; name != "" {
+		if st.undo(db, "ROLLBACK TO SAVEPOINT "+name) {
+			p.fillConflicts(db, st, db.Statement.ConnPool, name)
 		}
-		p.fillConflicts(db, st)
+		settleSavepoint(db, st, false)
 	} else if expected == 1 {
-		p.fillConflicts(db, st)
+		p.fillConflicts(db, st, db.Statement.ConnPool, "")
 	}
-	_ = db.AddError(st.conflict)
+	_ = db.AddError(st.refusal())
+}
+
+// refusal is the error for a refused write: the conflict, or, once the details show that every row
+// still holds what was read, the statement's other conditions excluded them.
+func (st *lockState) refusal() error {
+	if st.findConflicts || len(st.conflict.ConflictIDs) > 0 {
+		return st.conflict
+	}
+	ids := make([]any, len(st.snapshot.rows))
+	for i := range ids {
+		ids[i] = st.snapshot.key(st.spec, i)
+	}
+	return &notMatchedError{table: st.conflict.Table, ids: ids}
 }
 
 // finish runs after GORM's commit or rollback: it settles the plugin's own transaction, reads the
 // conflicting keys once the failed write is undone, and puts the rows back if nothing was written.
 func (p *Plugin) finish(db *gorm.DB) {
+	defer db.Statement.Settings.Delete(stateKey{db.Statement})
 	st := stateOf(db)
 	if st == nil {
 		return
 	}
+	if db.Error != st.beforeSettle && st.beforeSettle != nil {
+		db.Error = afterGORM(st.beforeSettle, db.Error)
+	}
 	settleOwnTransaction(db, st)
 	if st.findConflicts {
-		p.fillConflicts(db, st)
+		pool := st.writePool
+		if pool == nil {
+			pool = db.Statement.ConnPool
+		}
+		p.fillConflicts(db, st, pool, "")
+		if refusal := st.refusal(); refusal != error(st.conflict) {
+			db.Error = replaceCause(db.Error, st.conflict, refusal)
+		}
 	}
-	if st.conflict != nil && p.onConflict != nil {
+	if st.conflict != nil && len(st.conflict.ConflictIDs) > 0 && p.onConflict != nil {
 		p.onConflict(db.Statement.Context, st.conflict)
 	}
 	if db.Error != nil || db.DryRun {
 		st.snapshot.restore() // nothing was written
 	}
-	if st.conflict == nil && db.Error != nil && isSerializationFailure(db.Error) {
-		db.Error = &serializationConflict{err: db.Error}
-	}
-	if ctxErr := db.Statement.Context.Err(); db.Error != nil && ctxErr != nil && !errors.Is(db.Error, ctxErr) {
-		db.Error = &contextError{ctx: ctxErr, err: db.Error} // GORM joins errors with %v, losing ctxErr
+	db.Error = st.outcome(db)
+	if db.Statement.Result != nil {
+		db.Statement.Result.Error = db.Error
 	}
 	st.before.restore(db.Statement)
-	db.Statement.Settings.Delete(stateKey{db.Statement})
+}
+
+// outcome is the call's final error, every cause kept: a caller's transaction that cannot go on is
+// reported as ErrTxAborted (never as a conflict it could commit after), and a database's deadlock or
+// serialization failure outside it as a conflict.
+func (st *lockState) outcome(db *gorm.DB) error {
+	err := db.Error
+	if err == nil {
+		return nil
+	}
+	switch fatal := txKillingError(err); {
+	case st.callerTx && st.undoErr != nil:
+		cause := st.undoErr
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, st.undoErr) {
+			cause = joinCauses(err, st.undoErr)
+		}
+		err = &txAbortedError{reason: "the write could not be undone inside the transaction", err: cause}
+	case st.callerTx && fatal != nil:
+		err = &txAbortedError{reason: "the database aborted the transaction", err: fatal}
+	case st.conflict == nil && fatal != nil:
+		err = &serializationConflict{err: err}
+	}
+	if ctxErr := db.Statement.Context.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = joinCauses(err, ctxErr) // GORM joins errors with %v, losing ctxErr
+	}
+	return err
 }

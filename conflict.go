@@ -31,6 +31,10 @@ type OptimisticLockError struct {
 	// Rows tells, for each key in ConflictIDs and in the same order, whether the row was changed (and
 	// what its lock fields hold now) or is gone.
 	Rows []RowConflict
+	// DetailsErr, when set, is why the rows' state could not be read after the write was refused (a
+	// failed query, an ended context). ConflictIDs then names every row of the write, each with
+	// Unknown set. Unwrap returns it, so errors.As reaches the database's error.
+	DetailsErr error
 }
 
 // RowConflict describes one conflicting row of an [OptimisticLockError].
@@ -41,6 +45,9 @@ type RowConflict struct {
 	Deleted bool
 	// Current holds, for a changed row, its lock columns as now stored, by column name.
 	Current map[string]any
+	// Unknown is true when the row's state could not be read (see DetailsErr): the write was refused
+	// because this row or another of the same write changed or was deleted.
+	Unknown bool
 }
 
 func (e *OptimisticLockError) add(row RowConflict) {
@@ -51,6 +58,12 @@ func (e *OptimisticLockError) add(row RowConflict) {
 // Error describes the conflict in one line, naming up to ten of the conflicting keys.
 func (e *OptimisticLockError) Error() string {
 	var b strings.Builder
+	if e.DetailsErr != nil {
+		fmt.Fprintf(&b, "optlock: the write of %d row(s) of table %q was refused: one or more changed or were deleted since read, but which could not be read (%v), primary keys ", len(e.ConflictIDs), e.Table, e.DetailsErr)
+		writeIDs(&b, e.ConflictIDs)
+		b.WriteString("; nothing was written: re-read the rows and retry")
+		return b.String()
+	}
 	if len(e.ConflictIDs) == 1 {
 		fmt.Fprintf(&b, "optlock: row %v of table %q ", e.ConflictIDs[0], e.Table)
 		switch {
@@ -75,21 +88,24 @@ func (e *OptimisticLockError) Error() string {
 	if len(e.Rows) > 0 {
 		fmt.Fprintf(&b, " (%d changed, %d deleted)", len(e.Rows)-deleted, deleted)
 	}
-	if len(e.ConflictIDs) > 0 {
-		b.WriteString(", primary keys ")
-		for i, id := range e.ConflictIDs {
-			if i == maxIDsInMessage {
-				fmt.Fprintf(&b, " and %d more", len(e.ConflictIDs)-maxIDsInMessage)
-				break
-			}
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprint(&b, id)
-		}
-	}
+	b.WriteString(", primary keys ")
+	writeIDs(&b, e.ConflictIDs)
 	b.WriteString("; nothing was written: re-read the rows and retry")
 	return b.String()
+}
+
+// writeIDs appends up to maxIDsInMessage keys, and how many more there are.
+func writeIDs(b *strings.Builder, ids []any) {
+	for i, id := range ids {
+		if i == maxIDsInMessage {
+			fmt.Fprintf(b, " and %d more", len(ids)-maxIDsInMessage)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprint(b, id)
+	}
 }
 
 // writeCurrent appends " (version is now 5)" for the current lock values, in column order.
@@ -114,6 +130,31 @@ func writeCurrent(b *strings.Builder, current map[string]any) {
 
 // Is reports whether target is [ErrConflict], so errors.Is recognises every conflict.
 func (e *OptimisticLockError) Is(target error) bool { return target == ErrConflict }
+
+// Unwrap returns DetailsErr: why the conflict's details could not be read, or nil.
+func (e *OptimisticLockError) Unwrap() error { return e.DetailsErr }
+
+// ErrNotMatched matches a lock-checked write that was refused although every row still holds what was
+// read: the statement's other conditions (the caller's Where, a scope) excluded the rows. Nothing was
+// written. It is not a conflict, and a retry would do the same: it never matches [ErrConflict].
+var ErrNotMatched = errors.New("optlock: the rows did not match the statement's other conditions")
+
+// notMatchedError names the rows that still hold what was read but were not written.
+type notMatchedError struct {
+	table string
+	ids   []any
+}
+
+func (e *notMatchedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "optlock: %d row(s) of table %q still hold what was read, but the statement's other conditions (its Where clause or scopes) excluded them, primary keys ", len(e.ids), e.table)
+	writeIDs(&b, e.ids)
+	b.WriteString("; nothing was written. This is not a conflict: check the conditions")
+	return b.String()
+}
+
+// Is reports whether target is [ErrNotMatched].
+func (e *notMatchedError) Is(target error) bool { return target == ErrNotMatched }
 
 // invalidf returns an error wrapping [ErrInvalidLock] with a message that says what to do.
 func invalidf(format string, args ...any) error {

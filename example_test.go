@@ -186,3 +186,66 @@ func ExampleOnConflict() {
 	fmt.Println("conflicts:", conflicts.Load())
 	// Output: conflicts: 1
 }
+
+func ExampleTransaction() {
+	db, done := exampleDB()
+	defer done()
+
+	// A transfer reads and writes two accounts in one transaction; a conflict, or a transaction the
+	// database aborted, runs the whole transaction again.
+	transfer := func(ctx context.Context, from, to string, amount int) error {
+		return optlock.Transaction(ctx, db, func(tx *gorm.DB) error {
+			var src, dst Account
+			if err := tx.First(&src, "owner = ?", from).Error; err != nil {
+				return err
+			}
+			if err := tx.First(&dst, "owner = ?", to).Error; err != nil {
+				return err
+			}
+			if err := optlock.UpdateSafely(tx, &src, map[string]any{"balance": src.Balance - amount}).Error; err != nil {
+				return err
+			}
+			return optlock.UpdateSafely(tx, &dst, map[string]any{"balance": dst.Balance + amount}).Error
+		})
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := transfer(context.Background(), "ann", "bo", 5); err != nil {
+				fmt.Println(err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	var ann, bo Account
+	db.First(&ann, "owner = ?", "ann")
+	db.First(&bo, "owner = ?", "bo")
+	fmt.Println(ann.Balance, bo.Balance)
+	// Output: 50 100
+}
+
+func ExampleErrTxAborted() {
+	// What to do with an error from a lock-checked write inside your own transaction.
+	advice := func(err error) string {
+		switch {
+		case err == nil:
+			return "go on"
+		case errors.Is(err, optlock.ErrConflict):
+			return "the transaction is alive: carry on without this write, or roll back and retry"
+		case errors.Is(err, optlock.ErrTxAborted):
+			return "the transaction is dead: roll back and run it again (optlock.Transaction does)"
+		default:
+			return "roll back"
+		}
+	}
+	fmt.Println(advice(&optlock.OptimisticLockError{Table: "accounts", ConflictIDs: []any{7}}))
+	fmt.Println(advice(fmt.Errorf("transfer: %w", optlock.ErrTxAborted)))
+	fmt.Println(errors.Is(optlock.ErrTxAborted, optlock.ErrConflict), optlock.IsRetryable(optlock.ErrTxAborted))
+	// Output:
+	// the transaction is alive: carry on without this write, or roll back and retry
+	// the transaction is dead: roll back and run it again (optlock.Transaction does)
+	// false true
+}

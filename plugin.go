@@ -74,18 +74,25 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		register func(name string, fn func(*gorm.DB)) error
 		fn       func(*gorm.DB)
 	}{
+		// Note the connection the write is routed to (dbresolver's choice) before GORM's transaction
+		// replaces it: the conflict details are read there once that transaction is rolled back.
+		{update, "optlock:route", update.Before("gorm:begin_transaction").Register, p.route},
 		// Snapshot rows and open a savepoint before hooks and associations can write anything.
 		{update, "optlock:prepare", update.After("gorm:setup_reflect_value").Before("gorm:before_update").Register, p.prepare(updating)},
 		// Build SET and WHERE last, so BeforeUpdate hooks and SetColumn still shape the values.
 		{update, "optlock:build", update.Before("gorm:update").After("gorm:save_before_associations").Register, p.build},
 		// Judge the result inside the transaction, so a conflict rolls it back and stops Save's upsert.
 		{update, "optlock:check", update.After("gorm:update").Before("gorm:save_after_associations").Register, p.check},
+		// Keep the call's error as it is before GORM's ROLLBACK can flatten it into text.
+		{update, "optlock:settle", update.After("gorm:after_update").Before("gorm:commit_or_rollback_transaction").Register, keepError},
 		// Report and put rows back only once the transaction GORM opened is committed or rolled back.
 		{update, "optlock:finish", update.After("gorm:commit_or_rollback_transaction").Register, p.finish},
 
+		{del, "optlock:route", del.Before("gorm:begin_transaction").Register, p.route},
 		{del, "optlock:prepare", del.Before("gorm:before_delete").Register, p.prepare(deleting)},
 		{del, "optlock:build", del.Before("gorm:delete").After("gorm:delete_before_associations").Register, p.build},
 		{del, "optlock:check", del.After("gorm:delete").Before("gorm:after_delete").Register, p.check},
+		{del, "optlock:settle", del.After("gorm:after_delete").Before("gorm:commit_or_rollback_transaction").Register, keepError},
 		{del, "optlock:finish", del.After("gorm:commit_or_rollback_transaction").Register, p.finish},
 
 		// Save of a slice is an INSERT ... ON CONFLICT upsert, which no lock can check: refuse it.

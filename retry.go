@@ -101,32 +101,31 @@ func RetryNotify(fn func(attempt int, err error)) RetryOption {
 	return func(p *retryPolicy) { p.onRetry = fn }
 }
 
-// IsRetryable reports whether err is worth running the whole read-modify-write again: an optimistic
-// lock conflict, or a serialization failure or deadlock reported by the database.
+// IsRetryable reports whether err is worth running the whole read-modify-write (or the whole
+// transaction) again: an optimistic lock conflict, an aborted transaction ([ErrTxAborted]), or a
+// serialization failure or deadlock reported by the database. Bad input, a statement's other
+// conditions ([ErrNotMatched]) and an ended context are not.
 func IsRetryable(err error) bool {
-	return errors.Is(err, ErrConflict) || isSerializationFailure(err)
+	return errors.Is(err, ErrConflict) || errors.Is(err, ErrTxAborted) || isSerializationFailure(err)
 }
 
 // isSerializationFailure recognises, without importing the drivers, PostgreSQL's 40001
 // (serialization_failure) and 40P01 (deadlock_detected) and MySQL's 1213 (ER_LOCK_DEADLOCK,
 // SQLSTATE 40001) anywhere in err's chain.
-func isSerializationFailure(err error) bool {
-	var found bool
-	walk(err, func(e error) bool {
-		if s, ok := e.(interface{ SQLState() string }); ok { // pgconn.PgError
-			found = s.SQLState() == "40001" || s.SQLState() == "40P01"
-			return found
+func isSerializationFailure(err error) bool { return txKillingError(err) != nil }
+
+// isSerializationFailureError reports whether e itself (not what it wraps) is such an error.
+func isSerializationFailureError(e error) bool {
+	if s, ok := e.(interface{ SQLState() string }); ok { // pgconn.PgError
+		return s.SQLState() == "40001" || s.SQLState() == "40P01"
+	}
+	v := reflect.ValueOf(e)
+	if v.Kind() == reflect.Ptr && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+		if n := v.Elem().FieldByName("Number"); n.IsValid() && n.Kind() == reflect.Uint16 { // mysql.MySQLError
+			return n.Uint() == 1213
 		}
-		v := reflect.ValueOf(e)
-		if v.Kind() == reflect.Ptr && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
-			if n := v.Elem().FieldByName("Number"); n.IsValid() && n.Kind() == reflect.Uint16 { // mysql.MySQLError
-				found = n.Uint() == 1213
-				return found
-			}
-		}
-		return false
-	})
-	return found
+	}
+	return false
 }
 
 // walk calls visit on err and every error it wraps, until visit returns true.

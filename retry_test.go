@@ -138,8 +138,9 @@ func TestIsRetryable(t *testing.T) {
 }
 
 // Under REPEATABLE READ, PostgreSQL refuses an UPDATE of a row changed after the transaction's
-// snapshot with 40001; MariaDB's UPDATE reads the latest version and the lock predicate refuses it.
-// Either way the caller sees a conflict, and PostgreSQL's own error stays reachable.
+// snapshot with 40001, which aborts the caller's transaction: ErrTxAborted, with PostgreSQL's error
+// reachable. MariaDB's UPDATE reads the latest version and the lock predicate refuses it: a conflict,
+// and the transaction goes on.
 func TestStaleWriteUnderRepeatableReadIsAConflict(t *testing.T) {
 	eachDB(t, []any{&Item{}}, func(t *testing.T, db *gorm.DB) {
 		if db.Dialector.Name() == "sqlite" {
@@ -156,12 +157,16 @@ func TestStaleWriteUnderRepeatableReadIsAConflict(t *testing.T) {
 		require.NoError(t, optlock.UpdateSafely(db, &theirs, map[string]any{"qty": 1}).Error)
 
 		err := optlock.UpdateSafely(tx, &mine, map[string]any{"qty": 2}).Error
-		require.ErrorIs(t, err, optlock.ErrConflict)
 		assert.True(t, optlock.IsRetryable(err))
 		if db.Dialector.Name() == "postgres" {
+			require.ErrorIs(t, err, optlock.ErrTxAborted)
+			require.NotErrorIs(t, err, optlock.ErrConflict)
 			var pgErr *pgconn.PgError
 			require.ErrorAs(t, err, &pgErr)
 			assert.Equal(t, "40001", pgErr.Code)
+		} else {
+			require.ErrorIs(t, err, optlock.ErrConflict)
+			require.NotErrorIs(t, err, optlock.ErrTxAborted)
 		}
 		assert.EqualValues(t, 1, mine.Version, "struct left as it was")
 	})

@@ -1,6 +1,9 @@
 package optlock
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"strconv"
 	"time"
 
@@ -31,26 +34,47 @@ func (p *Plugin) guardBulk(db *gorm.DB, st *lockState) {
 	if _, ours := db.InstanceGet("gorm:started_transaction"); ours {
 		return
 	}
-	st.savepoint = "optlock_" + strconv.FormatUint(p.savepoints.Add(1), 10)
-	_ = db.AddError(execRaw(db, "SAVEPOINT "+st.savepoint))
+	st.savepoint = p.savepointName()
+	if err := execRaw(db, db.Statement.Context, "SAVEPOINT "+st.savepoint); err != nil {
+		st.savepoint = ""
+		_ = db.AddError(err)
+	}
+}
+
+// savepointName returns a savepoint name no other statement of this plugin uses.
+func (p *Plugin) savepointName() string {
+	return "optlock_" + strconv.FormatUint(p.savepoints.Add(1), 10)
 }
 
 // settleSavepoint ends the savepoint around a bulk write in the caller's transaction: released on
-// success, rolled back to and released on failure. It runs in the check callback.
-func settleSavepoint(db *gorm.DB, st *lockState, failed bool) error {
+// success, rolled back to and released on failure. It runs in the check callback. A failure means the
+// write may not be undone, and the transaction cannot go on: it is kept in st.undoErr.
+func settleSavepoint(db *gorm.DB, st *lockState, failed bool) {
 	if st.savepoint == "" {
-		return nil
+		return
 	}
 	name := st.savepoint
 	st.savepoint = ""
 	if failed {
-		if err := execRaw(db, "ROLLBACK TO SAVEPOINT "+name); err != nil {
-			return err
+		if !st.undo(db, "ROLLBACK TO SAVEPOINT "+name) {
+			return
 		}
 	}
 	// Release even after a rollback: PostgreSQL slows every session down once a transaction holds
 	// more than 64 open subtransactions.
-	return execRaw(db, "RELEASE SAVEPOINT "+name)
+	st.undo(db, "RELEASE SAVEPOINT "+name)
+}
+
+// undo runs a savepoint command that must run even once the caller's context has ended, and keeps
+// its error in st.undoErr. It reports whether the command succeeded.
+func (st *lockState) undo(db *gorm.DB, sql string) bool {
+	ctx, cancel := undoContext(db.Statement.Context)
+	defer cancel()
+	if err := execRaw(db, ctx, sql); err != nil {
+		st.undoErr = joinCauses(st.undoErr, err)
+		return false
+	}
+	return true
 }
 
 // settleOwnTransaction commits or rolls back the transaction guardBulk opened, and puts the
@@ -61,7 +85,10 @@ func settleOwnTransaction(db *gorm.DB, st *lockState) {
 	}
 	tx, _ := db.Statement.ConnPool.(gorm.TxCommitter)
 	if db.Error != nil {
-		_ = tx.Rollback()
+		// sql.ErrTxDone means database/sql rolled it back already, when the context ended.
+		if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+			db.Error = joinCauses(db.Error, err)
+		}
 	} else {
 		_ = db.AddError(tx.Commit())
 	}
@@ -71,13 +98,13 @@ func settleOwnTransaction(db *gorm.DB, st *lockState) {
 
 // execRaw runs a statement the plugin made up itself (a savepoint command with a generated name) on
 // the statement's connection, through GORM's logger. Savepoints cannot be prepared statements.
-func execRaw(db *gorm.DB, sql string) error {
+func execRaw(db *gorm.DB, ctx context.Context, sql string) error {
 	pool := db.Statement.ConnPool
 	if prepared, ok := pool.(*gorm.PreparedStmtTX); ok {
 		pool = prepared.Tx
 	}
 	begin := time.Now()
-	_, err := pool.ExecContext(db.Statement.Context, sql)
-	db.Logger.Trace(db.Statement.Context, begin, func() (string, int64) { return sql, 0 }, err)
+	_, err := pool.ExecContext(ctx, sql)
+	db.Logger.Trace(ctx, begin, func() (string, int64) { return sql, 0 }, err)
 	return err
 }
