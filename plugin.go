@@ -15,6 +15,11 @@
 //	}
 //
 // Statements without [WithLock] (or [UpdateSafely]) are never changed by the plugin.
+//
+// Inside the caller's own transaction, errors.Is(err, [ErrConflict]) means the transaction is alive:
+// nothing of this call was written, everything else is intact, and the caller may go on and commit.
+// When the database has aborted the transaction (a deadlock or serialization failure) the error
+// matches [ErrTxAborted] instead: roll back and run the whole transaction again, as [Transaction] does.
 package optlock
 
 import (
