@@ -253,7 +253,7 @@ func (p *Plugin) build(db *gorm.DB) {
 	}
 	stmt.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(st.chunks[last])}})
 	// AfterUpdate hooks see the advanced lock fields; finish puts the rows back if the write fails.
-	_ = db.AddError(st.snapshot.advance(stmt.Context, st.spec, st.next))
+	st.snapshot.advance(stmt.Context, st.spec, st.next)
 }
 
 // convertToAssignments is GORM's callbacks.ConvertToAssignments, which also assigns the values to the
@@ -443,7 +443,7 @@ func (p *Plugin) finish(db *gorm.DB) {
 		p.onConflict(db.Statement.Context, st.conflict)
 	}
 	if db.Error != nil || db.DryRun {
-		st.snapshot.restore() // nothing was written
+		st.snapshot.restore(db.Statement.Context, st.spec) // nothing was written
 	}
 	db.Error = st.outcome(db)
 	if db.Statement.Result != nil {

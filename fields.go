@@ -49,6 +49,8 @@ type lockSpec struct {
 	dialect string
 	keys    []keyField
 	locks   []lockField
+	// shared lists the column fields GORM reaches through a pointer (see behindPointer).
+	shared []*schema.Field
 }
 
 // fieldCacheKey identifies one resolution of lock fields.
@@ -58,8 +60,9 @@ type fieldCacheKey struct {
 	fields  string
 }
 
-// defaultLockFields are tried in order when WithLock names no field.
-var defaultLockFields = []string{"version", "updated_at"}
+// defaultLockFields are tried in order when WithLock names no field: column names first, then the Go
+// names, so a Version field renamed with gorm:"column:lock_version" is still found.
+var defaultLockFields = []string{"version", "Version", "updated_at", "UpdatedAt"}
 
 // validFieldName accepts column and Go field names; anything else is rejected before lookup so the
 // error can say the name is malformed rather than merely unknown.
@@ -84,7 +87,7 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 	if err != nil {
 		return nil, err
 	}
-	spec := &lockSpec{dialect: key.dialect, locks: locks}
+	spec := &lockSpec{dialect: key.dialect, locks: locks, shared: behindPointer(stmt.Schema)}
 	for _, f := range stmt.Schema.PrimaryFields {
 		spec.keys = append(spec.keys, keyField{field: f, castType: postgresCastType(stmt, f)})
 	}
@@ -163,9 +166,9 @@ func newLockField(stmt *gorm.Statement, f *schema.Field) (lockField, error) {
 	if f.PrimaryKey {
 		return lockField{}, invalidf("lock field %q of model %s is its primary key: use a version or updated_at column", f.Name, stmt.Schema.Name)
 	}
-	switch f.FieldType.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	counter, timestamp := lockValueKind(f.FieldType)
+	switch {
+	case counter:
 		switch f.AutoUpdateTime {
 		case schema.UnixSecond:
 			return lockField{field: f, kind: unixLock, unit: time.Second}, nil
@@ -174,14 +177,13 @@ func newLockField(stmt *gorm.Statement, f *schema.Field) (lockField, error) {
 		case schema.UnixNanosecond:
 			return lockField{field: f, kind: unixLock, unit: time.Nanosecond}, nil
 		}
+		// COALESCE: a NULL version (a column added to a table that had rows) advances to 1, as 0 would.
 		col := clause.Column{Name: f.DBName}
-		return lockField{field: f, kind: counterLock, increment: clause.Assignment{Column: col, Value: clause.Expr{SQL: "? + 1", Vars: []any{col}}}}, nil
-	case reflect.Struct:
-		if f.FieldType == timeType {
-			return newTimeLockField(stmt, f), nil
-		}
+		return lockField{field: f, kind: counterLock, increment: clause.Assignment{Column: col, Value: clause.Expr{SQL: "COALESCE(?, 0) + 1", Vars: []any{col}}}}, nil
+	case timestamp:
+		return newTimeLockField(stmt, f), nil
 	}
-	return lockField{}, invalidf("lock field %q of model %s has type %s: use an integer version or a time.Time", f.Name, stmt.Schema.Name, f.FieldType)
+	return lockField{}, invalidf("lock field %q of model %s has type %s: use an integer version or a time.Time (nullable types such as sql.NullInt64, *int64 and sql.NullTime are fine)", f.Name, stmt.Schema.Name, f.FieldType)
 }
 
 // newTimeLockField works out the column's precision and how to compare a snapshot with what is stored.

@@ -1,6 +1,8 @@
 package optlock
 
 import (
+	"time"
+
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 )
@@ -25,6 +27,18 @@ type lockPredicate struct {
 	values []any
 	// lockInKeyOrder makes a bulk write on PostgreSQL lock its rows in primary-key order first.
 	lockInKeyOrder bool
+}
+
+// nullable says whether lock field j holds the zero value in some row: that row may store NULL,
+// which must match as the zero value does (NULL = 0 is not true in SQL).
+func (p lockPredicate) nullable(j int) bool {
+	w, k := p.width(), len(p.spec.keys)
+	for r := range p.rows() {
+		if isZeroLockValue(p.values[r*w+k+j]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p lockPredicate) width() int { return len(p.spec.keys) + len(p.spec.locks) }
@@ -82,7 +96,7 @@ func (p lockPredicate) Build(b clause.Builder) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteQuoted(clause.Column{Name: p.column(i).DBName})
+		p.writeColumn(b, i, i >= len(p.spec.keys) && p.nullable(i-len(p.spec.keys)))
 	}
 	b.WriteString(") IN (")
 	postgres := p.spec.dialect == "postgres"
@@ -151,6 +165,10 @@ func (p lockPredicate) buildKeyOrderLock(b clause.Builder) {
 	b.WriteString(" WHERE ")
 	writeKeys(composite)
 	b.WriteString(" IN (")
+	if composite {
+		// A row-value list recurses once per element in PostgreSQL's parser; VALUES does not.
+		b.WriteString("VALUES ")
+	}
 	for r := range p.rows() {
 		if r > 0 {
 			b.WriteByte(',')
@@ -160,7 +178,12 @@ func (p lockPredicate) buildKeyOrderLock(b clause.Builder) {
 			b.AddVar(b, key[0])
 		} else {
 			b.WriteByte('(')
-			b.AddVar(b, key...)
+			for i := range key {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				p.writeValue(b, key, i, r == 0)
+			}
 			b.WriteByte(')')
 		}
 	}
@@ -178,10 +201,32 @@ func (p lockPredicate) buildOne(b clause.Builder) {
 		if i > 0 {
 			b.WriteString(" AND ")
 		}
-		b.WriteQuoted(clause.Column{Name: p.column(i).DBName})
+		p.writeColumn(b, i, i >= len(p.spec.keys) && isZeroLockValue(p.values[i]))
 		b.WriteString(" = ")
 		p.writeValue(b, p.values, i, false)
 	}
+}
+
+// writeColumn writes column i, as COALESCE(column, zero) when a row may store its zero value as NULL.
+// (With it, MySQL no longer reads the rows by a primary-key range: only calls that hold zero lock
+// values pay for that.)
+func (p lockPredicate) writeColumn(b clause.Builder, i int, nullable bool) {
+	col := clause.Column{Name: p.column(i).DBName}
+	if !nullable {
+		b.WriteQuoted(col)
+		return
+	}
+	b.WriteString("COALESCE(")
+	b.WriteQuoted(col)
+	b.WriteString(",")
+	lf := p.spec.locks[i-len(p.spec.keys)]
+	if lf.kind == timeLock {
+		zero := []any{time.Time{}}
+		p.writeValue(b, zero, 0, true)
+	} else {
+		b.WriteString("0")
+	}
+	b.WriteString(")")
 }
 
 // column returns the schema field of position i in a row: keys first, then lock fields.

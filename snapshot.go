@@ -15,6 +15,9 @@ type snapshot struct {
 	values []any
 	// originals are copies of rows taken before GORM or hooks assigned anything to them.
 	originals []reflect.Value
+	// shared holds, row after row, copies of the values of spec.shared: fields behind a pointer,
+	// which copying the struct does not copy.
+	shared []reflect.Value
 }
 
 // takeSnapshot reads the rows of a struct or slice model. It refuses a row without a primary key and
@@ -47,12 +50,27 @@ func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value) (*sn
 			seen[key] = i
 		}
 		for _, l := range spec.locks {
-			v, _ := l.field.ValueOf(ctx, row)
-			s.values = append(s.values, v)
+			s.values = append(s.values, plainLockValue(l.kind, l.field.ReflectValueOf(ctx, row)))
+		}
+		for _, f := range spec.shared {
+			s.shared = append(s.shared, copyValue(f.ReflectValueOf(ctx, row)))
 		}
 	}
 	s.originals = copyRows(rows)
 	return s, nil
+}
+
+// copyValue copies v, and the value a non-nil pointer points to rather than the pointer.
+func copyValue(v reflect.Value) reflect.Value {
+	if v.Kind() == reflect.Ptr {
+		if v.IsNil() {
+			return reflect.Zero(v.Type())
+		}
+		v = v.Elem()
+	}
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	return c
 }
 
 // structRows lists the addressable structs of a struct or slice value.
@@ -107,10 +125,25 @@ func copyRows(rows []reflect.Value) []reflect.Value {
 	return copies
 }
 
-// restore puts every row back as it was when the snapshot was taken.
-func (s *snapshot) restore() {
+// restore puts every row back as it was when the snapshot was taken, fields behind pointers included.
+func (s *snapshot) restore(ctx context.Context, spec *lockSpec) {
 	for i, row := range s.rows {
 		row.Set(s.originals[i])
+		for j, f := range spec.shared {
+			saved := s.shared[i*len(spec.shared)+j]
+			target := f.ReflectValueOf(ctx, row)
+			switch {
+			case target.Kind() != reflect.Ptr:
+				target.Set(saved)
+			case saved.Kind() == reflect.Ptr: // it was nil
+				target.Set(saved)
+			case target.IsNil():
+				target.Set(reflect.New(saved.Type()))
+				fallthrough
+			default:
+				target.Elem().Set(saved)
+			}
+		}
 	}
 }
 
@@ -168,25 +201,18 @@ func (s *snapshot) nextValue(spec *lockSpec, j int, now time.Time) any {
 }
 
 // advance sets every row's lock fields to what the write stores.
-func (s *snapshot) advance(ctx context.Context, spec *lockSpec, next []any) error {
+func (s *snapshot) advance(ctx context.Context, spec *lockSpec, next []any) {
 	for i, row := range s.rows {
 		for j, lf := range spec.locks {
-			target := lf.field.ReflectValueOf(ctx, row)
-			if lf.kind != counterLock {
-				if err := lf.field.Set(ctx, row, next[j]); err != nil {
-					return err
-				}
-				continue
-			}
-			old := reflect.ValueOf(s.lockValue(spec, i, j))
-			if target.CanInt() {
-				target.SetInt(old.Int() + 1)
+			var value any
+			if lf.kind == counterLock {
+				value = s.lockValue(spec, i, j).(int64) + 1
 			} else {
-				target.SetUint(old.Uint() + 1)
+				value = next[j]
 			}
+			setLockValue(lf.field.ReflectValueOf(ctx, row), value)
 		}
 	}
-	return nil
 }
 
 func asInt64(v reflect.Value) int64 {

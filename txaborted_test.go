@@ -77,6 +77,7 @@ func TestDeadlockInCallerTransactionIsTxAborted(t *testing.T) {
 		require.NoError(t, a.Exec("SELECT id FROM core_items WHERE id = ? FOR UPDATE", items[2].ID).Error)
 		require.NoError(t, b.Exec("SELECT id FROM core_items WHERE id = ? FOR UPDATE", items[0].ID).Error)
 
+		bSession := sessionID(t, b)
 		var wg sync.WaitGroup
 		wg.Add(1)
 		var bErr error
@@ -84,7 +85,7 @@ func TestDeadlockInCallerTransactionIsTxAborted(t *testing.T) {
 			defer wg.Done()
 			bErr = b.WithContext(ctx).Exec("SELECT id FROM core_items WHERE id = ? FOR UPDATE", items[2].ID).Error
 		}()
-		waitForLockWaiters(t, db, 1)
+		waitForLockWait(t, db, bSession)
 
 		rows := items[:2]
 		err := optlock.UpdateSafely(a, &rows, map[string]any{"qty": 0}).Error
@@ -107,22 +108,34 @@ func TestDeadlockInCallerTransactionIsTxAborted(t *testing.T) {
 	})
 }
 
-// waitForLockWaiters blocks until n sessions wait for a row lock.
-func waitForLockWaiters(t *testing.T, db *gorm.DB, n int) {
+// sessionID returns the server's id for the connection of transaction tx.
+func sessionID(t *testing.T, tx *gorm.DB) int64 {
 	t.Helper()
-	query := "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+	query := "SELECT pg_backend_pid()"
+	if tx.Dialector.Name() == "mysql" {
+		query = "SELECT CONNECTION_ID()"
+	}
+	var id int64
+	require.NoError(t, tx.Raw(query).Scan(&id).Error)
+	return id
+}
+
+// waitForLockWait blocks until the server session id waits for a row lock.
+func waitForLockWait(t *testing.T, db *gorm.DB, id int64) {
+	t.Helper()
+	query := "SELECT count(*) FROM pg_stat_activity WHERE pid = ? AND wait_event_type = 'Lock'"
 	if db.Dialector.Name() == "mysql" {
-		query = "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+		query = "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT'"
 	}
 	for range 3000 { // up to 30 s: a liveness guard, not a timing assertion
 		var waiting int
-		require.NoError(t, db.Raw(query).Scan(&waiting).Error)
-		if waiting >= n {
+		require.NoError(t, db.Raw(query, id).Scan(&waiting).Error)
+		if waiting > 0 {
 			return
 		}
 		sleepShortly()
 	}
-	t.Fatalf("no session started waiting for a lock")
+	t.Fatalf("session %d did not start waiting for a lock", id)
 }
 
 // A conflict inside the caller's transaction leaves it alive: the caller may commit, and all its

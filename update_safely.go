@@ -22,6 +22,9 @@ import (
 //
 // An empty slice writes nothing and succeeds.
 func UpdateSafely(db *gorm.DB, model any, values any) *gorm.DB {
+	if db == nil {
+		return &gorm.DB{Config: &gorm.Config{}, Error: invalidf("db is nil: pass the *gorm.DB (or transaction) to write with")}
+	}
 	tx := db.Model(model)
 	if _, ok := db.Config.Plugins[pluginName]; !ok {
 		_ = tx.AddError(errNotRegistered)
