@@ -45,6 +45,8 @@ type lockState struct {
 	// chunks are the row ranges written by separate statements (one, unless the rows need more
 	// bind parameters than one statement takes); the last is GORM's own UPDATE.
 	chunks []chunk
+	// sortedValues is snapshot.values with the rows in key order, for a write split into chunks.
+	sortedValues []any
 	// earlierWritten counts the rows the plugin's own statements wrote for the earlier chunks.
 	earlierWritten int64
 	// before holds the WHERE and SET clauses as they were before build, to be put back by finish:

@@ -15,10 +15,19 @@ import (
 // chunk is the range of rows [start, end) one statement writes.
 type chunk struct{ start, end int }
 
-// chunkPredicate is the lock predicate of a write for the rows of c.
+// chunkPredicate is the lock predicate of a write for the rows of c: rows in key order when the write
+// is split, so two writers over the same rows take the chunks, and their row locks, in the same order
+// (cut in the callers' orders, chunks deadlock against each other on PostgreSQL).
 func (st *lockState) chunkPredicate(c chunk) lockPredicate {
 	w := len(st.spec.keys) + len(st.spec.locks)
-	return lockPredicate{spec: st.spec, values: st.snapshot.values[c.start*w : c.end*w], lockInKeyOrder: true}
+	values := st.snapshot.values
+	if len(st.chunks) > 1 {
+		if st.sortedValues == nil {
+			st.sortedValues = st.snapshot.sortedByKey(st.spec)
+		}
+		values = st.sortedValues
+	}
+	return lockPredicate{spec: st.spec, values: values[c.start*w : c.end*w], lockInKeyOrder: true}
 }
 
 // planChunks splits the rows so that no statement exceeds the bind-parameter limit, counting the
@@ -88,20 +97,4 @@ func sibling(db *gorm.DB) *gorm.Statement {
 		s.Clauses[name] = c
 	}
 	return s
-}
-
-// whereFor returns the statement's WHERE clause with the lock predicate swapped for chunk c's, as
-// the conflict query reads it: without taking row locks.
-func whereFor(stmt *gorm.Statement, st *lockState, c chunk) clause.Where {
-	where, _ := stmt.Clauses["WHERE"].Expression.(clause.Where)
-	exprs := make([]clause.Expression, len(where.Exprs))
-	for i, e := range where.Exprs {
-		if _, ours := e.(lockPredicate); ours {
-			p := st.chunkPredicate(c)
-			p.lockInKeyOrder = false
-			e = p
-		}
-		exprs[i] = e
-	}
-	return clause.Where{Exprs: exprs}
 }

@@ -95,6 +95,16 @@ func isDeadlock(err error) bool {
 // rows are locked in primary-key order whatever order they are given in, so they never deadlock, and
 // with retries no write is lost.
 func TestOverlappingBulkWritersDoNotDeadlock(t *testing.T) {
+	overlappingBulkWriters(t)
+}
+
+// Split into chunks (a small bind-parameter limit), the rows are still locked in key order: chunks are
+// cut from the rows sorted by key, not in the order each caller passed them.
+func TestOverlappingChunkedBulkWritersDoNotDeadlock(t *testing.T) {
+	overlappingBulkWriters(t, optlock.WithBindVarLimit(30))
+}
+
+func overlappingBulkWriters(t *testing.T, opts ...optlock.Option) {
 	const rounds = 25
 	eachDB(t, []any{&Item{}}, func(t *testing.T, db *gorm.DB) {
 		seeded := seedItems(t, db, 40)
@@ -140,5 +150,5 @@ func TestOverlappingBulkWritersDoNotDeadlock(t *testing.T) {
 			assert.Equal(t, 10+2*rounds, it.Qty, "no lost write")
 		}
 		t.Logf("%d bulk writes of %d rows, %d retries, %d deadlocks", 2*rounds, len(ids), retries.Load(), deadlocks.Load())
-	})
+	}, opts...)
 }

@@ -1,9 +1,12 @@
 package optlock
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"reflect"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -220,4 +223,47 @@ func asInt64(v reflect.Value) int64 {
 		return v.Int()
 	}
 	return int64(v.Uint())
+}
+
+// sortedByKey returns a copy of values with the rows in primary-key order.
+func (s *snapshot) sortedByKey(spec *lockSpec) []any {
+	w, k := len(spec.keys)+len(spec.locks), len(spec.keys)
+	order := make([]int, len(s.rows))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ka, kb := s.values[order[a]*w:order[a]*w+k], s.values[order[b]*w:order[b]*w+k]
+		for i := range ka {
+			if c := compareKeys(ka[i], kb[i]); c != 0 {
+				return c < 0
+			}
+		}
+		return false
+	})
+	sorted := make([]any, 0, len(s.values))
+	for _, i := range order {
+		sorted = append(sorted, s.values[i*w:(i+1)*w]...)
+	}
+	return sorted
+}
+
+// compareKeys orders two key values of one column: numbers, strings and times by value, anything else
+// by its printed form (a stable order is all that is needed).
+func compareKeys(a, b any) int {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	switch {
+	case va.CanInt() && vb.CanInt():
+		return cmp.Compare(va.Int(), vb.Int())
+	case va.CanUint() && vb.CanUint():
+		return cmp.Compare(va.Uint(), vb.Uint())
+	case va.Kind() == reflect.String && vb.Kind() == reflect.String:
+		return strings.Compare(va.String(), vb.String())
+	}
+	if ta, ok := a.(time.Time); ok {
+		if tb, ok := b.(time.Time); ok {
+			return ta.Compare(tb)
+		}
+	}
+	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
 }
