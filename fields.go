@@ -36,6 +36,14 @@ type lockField struct {
 	// castType, when set, wraps the snapshot value in CAST(? AS castType) so the database converts
 	// it exactly as it converted the value when it stored it (rounding or truncating extra digits).
 	castType string
+	// step is the least a timeLock advances by on a write: unit, or 1 ms where values are compared
+	// with julianday().
+	step time.Duration
+	// wallClock marks a column without a time zone whose values the driver reads back as UTC wall
+	// clock (PostgreSQL timestamp): now is taken as a wall clock too.
+	wallClock bool
+	// julian compares the column as an instant with julianday() (SQLite, which stores text).
+	julian bool
 }
 
 // keyField is a primary-key column, with the type a PostgreSQL VALUES list casts it to.
@@ -58,6 +66,7 @@ type fieldCacheKey struct {
 	schema  *schema.Schema
 	dialect string
 	fields  string
+	table   string
 }
 
 // defaultLockFields are tried in order when WithLock names no field: column names first, then the Go
@@ -76,14 +85,20 @@ var timeType = reflect.TypeOf(time.Time{})
 // lockFields resolves the requested names (or the defaults) for the statement's model, once per
 // model, dialect and name list.
 func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, error) {
-	key := fieldCacheKey{schema: stmt.Schema, dialect: stmt.Dialector.Name(), fields: strings.Join(names, "\x00")}
+	key := fieldCacheKey{schema: stmt.Schema, dialect: stmt.Dialector.Name(), fields: strings.Join(names, "\x00"), table: stmt.Table}
 	if cached, ok := p.fieldCache.Load(key); ok {
 		return cached.(*lockSpec), nil
+	}
+	// The table's column types are read before taking the mutex: a query made while holding it could
+	// wait for a connection that a goroutine waiting for the mutex holds.
+	var columns map[string]gorm.ColumnType
+	if hasTimestampField(stmt.Schema) {
+		columns = storedColumns(p, stmt)
 	}
 	// Resolving is rare, and MySQL's DataTypeOf writes to the shared schema field: do it one at a time.
 	p.resolveMu.Lock()
 	defer p.resolveMu.Unlock()
-	locks, err := resolveLockFields(stmt, names)
+	locks, err := resolveLockFields(stmt, names, columns)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +133,9 @@ func postgresCastType(stmt *gorm.Statement, f *schema.Field) string {
 	return t
 }
 
-func resolveLockFields(stmt *gorm.Statement, names []string) ([]lockField, error) {
+// resolveLockFields resolves names (or the defaults) against the schema; columns are the table's
+// column types as stored, which timestamp locks need.
+func resolveLockFields(stmt *gorm.Statement, names []string, columns map[string]gorm.ColumnType) ([]lockField, error) {
 	s := stmt.Schema
 	if len(s.PrimaryFields) == 0 {
 		return nil, invalidf("model %s has no primary key: optimistic locking needs one to name each row", s.Name)
@@ -126,7 +143,7 @@ func resolveLockFields(stmt *gorm.Statement, names []string) ([]lockField, error
 	if len(names) == 0 {
 		for _, name := range defaultLockFields {
 			if f := s.LookUpField(name); f != nil && f.DBName != "" {
-				lf, err := newLockField(stmt, f)
+				lf, err := newLockField(stmt, f, columns)
 				if err != nil {
 					return nil, err
 				}
@@ -153,7 +170,7 @@ func resolveLockFields(stmt *gorm.Statement, names []string) ([]lockField, error
 			return nil, invalidf("lock field %q named twice for model %s", name, s.Name)
 		}
 		seen[f] = true
-		lf, err := newLockField(stmt, f)
+		lf, err := newLockField(stmt, f, columns)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +179,17 @@ func resolveLockFields(stmt *gorm.Statement, names []string) ([]lockField, error
 	return fields, nil
 }
 
-func newLockField(stmt *gorm.Statement, f *schema.Field) (lockField, error) {
+// hasTimestampField reports whether the model has a field a timestamp lock could use.
+func hasTimestampField(s *schema.Schema) bool {
+	for _, f := range s.Fields {
+		if _, timestamp := lockValueKind(f.FieldType); timestamp && f.DBName != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func newLockField(stmt *gorm.Statement, f *schema.Field, columns map[string]gorm.ColumnType) (lockField, error) {
 	if f.PrimaryKey {
 		return lockField{}, invalidf("lock field %q of model %s is its primary key: use a version or updated_at column", f.Name, stmt.Schema.Name)
 	}
@@ -181,19 +208,23 @@ func newLockField(stmt *gorm.Statement, f *schema.Field) (lockField, error) {
 		col := clause.Column{Name: f.DBName}
 		return lockField{field: f, kind: counterLock, increment: clause.Assignment{Column: col, Value: clause.Expr{SQL: "COALESCE(?, 0) + 1", Vars: []any{col}}}}, nil
 	case timestamp:
-		return newTimeLockField(stmt, f), nil
+		return newTimeLockField(stmt, f, columns), nil
 	}
 	return lockField{}, invalidf("lock field %q of model %s has type %s: use an integer version or a time.Time (nullable types such as sql.NullInt64, *int64 and sql.NullTime are fine)", f.Name, stmt.Schema.Name, f.FieldType)
 }
 
-// newTimeLockField works out the column's precision and how to compare a snapshot with what is stored.
+// newTimeLockField works out the column's precision and how to compare a snapshot with what is stored,
+// from the column as the database has it (columns, from storedColumns) or else as GORM would create it.
 //
-// SQLite keeps the driver's text, nanoseconds included, so the snapshot compares as it is bound.
-// PostgreSQL and MySQL convert a bound value to the column type when they store it (PostgreSQL keeps
-// microseconds; MySQL rounds and MariaDB truncates extra digits), so the snapshot is cast to that same
-// type and the server converts it the same way: a row just made by Create, whose in-memory time has
-// nanoseconds, then matches what was stored.
-func newTimeLockField(stmt *gorm.Statement, f *schema.Field) lockField {
+// PostgreSQL and MySQL convert a bound value to the column type when they store it (PostgreSQL rounds
+// to microseconds or the column's precision; MySQL rounds and MariaDB truncates extra digits), so the
+// snapshot is cast to that same type and the server converts it the same way: a row just made by
+// Create, whose in-memory time has nanoseconds, then matches what was stored. A PostgreSQL timestamp
+// without time zone stores a wall clock, which pgx reads back as UTC: such a lock works in wall-clock
+// time throughout. SQLite keeps whatever text the driver or SQL wrote (with or without an offset or
+// fraction), so it compares instants with julianday(), which tells apart values 1 ms apart; a write
+// therefore moves the timestamp on by at least 1 ms, keeping the clock's nanoseconds.
+func newTimeLockField(stmt *gorm.Statement, f *schema.Field, columns map[string]gorm.ColumnType) lockField {
 	columnType := strings.ToLower(stmt.Dialector.DataTypeOf(f))
 	digits := -1
 	if m := precisionInType.FindStringSubmatch(columnType); m != nil {
@@ -201,24 +232,55 @@ func newTimeLockField(stmt *gorm.Statement, f *schema.Field) lockField {
 	} else if f.Precision > 0 {
 		digits = f.Precision
 	}
+	typeName := strings.TrimSpace(columnType)
+	if i := strings.IndexByte(typeName, '('); i >= 0 {
+		typeName = typeName[:i]
+	}
+	if stored, ok := columns[strings.ToLower(f.DBName)]; ok {
+		if name := strings.ToLower(stored.DatabaseTypeName()); name != "" {
+			typeName = name
+		}
+		if precision, _, ok := stored.DecimalSize(); ok && precision >= 0 && precision <= 9 {
+			digits = int(precision)
+		} else if full, ok := stored.ColumnType(); ok {
+			digits = -1
+			if m := precisionInType.FindStringSubmatch(strings.ToLower(full)); m != nil {
+				digits, _ = strconv.Atoi(m[1])
+			}
+		}
+	}
 	lf := lockField{field: f, kind: timeLock}
 	switch stmt.Dialector.Name() {
 	case "postgres":
 		if digits < 0 || digits > 6 {
 			digits = 6
 		}
-		lf.castType = strings.TrimSpace(columnType)
+		switch typeName {
+		case "timestamp", "timestamp without time zone":
+			lf.wallClock = true
+			typeName = "timestamp"
+		case "timestamptz", "timestamp with time zone":
+			typeName = "timestamptz"
+		}
+		lf.castType = typeName + "(" + strconv.Itoa(digits) + ")"
 	case "mysql":
 		if digits < 0 {
 			digits = 0
 		}
 		lf.castType = "DATETIME(" + strconv.Itoa(digits) + ")"
+	case "sqlite":
+		digits = 9
+		lf.julian = true
 	default:
 		if digits < 0 {
 			digits = 9
 		}
 	}
 	lf.unit = time.Duration(pow10(9 - digits))
+	lf.step = lf.unit
+	if lf.julian {
+		lf.step = time.Millisecond
+	}
 	return lf
 }
 

@@ -46,10 +46,11 @@ func (p lockPredicate) width() int { return len(p.spec.keys) + len(p.spec.locks)
 // keyListFirst says whether the dialect needs the plain key list to use the primary key index.
 func (s *lockSpec) keyListFirst() bool { return s.dialect == "sqlite" }
 
-// castsEveryRow says whether every row of a list needs casts: timestamps on PostgreSQL and MySQL.
+// castsEveryRow says whether every row of a list needs its lock values wrapped: timestamps, cast on
+// PostgreSQL and MySQL, read with julianday() on SQLite.
 func (s *lockSpec) castsEveryRow() bool {
 	for _, l := range s.locks {
-		if l.kind == timeLock && l.castType != "" {
+		if l.kind == timeLock && (l.castType != "" || l.julian) {
 			return true
 		}
 	}
@@ -207,26 +208,35 @@ func (p lockPredicate) buildOne(b clause.Builder) {
 	}
 }
 
-// writeColumn writes column i, as COALESCE(column, zero) when a row may store its zero value as NULL.
-// (With it, MySQL no longer reads the rows by a primary-key range: only calls that hold zero lock
-// values pay for that.)
+// writeColumn writes column i, as COALESCE(column, zero) when a row may store its zero value as NULL,
+// and inside julianday() for a SQLite timestamp. (With COALESCE, MySQL no longer reads the rows by a
+// primary-key range: only calls that hold zero lock values pay for that.)
 func (p lockPredicate) writeColumn(b clause.Builder, i int, nullable bool) {
 	col := clause.Column{Name: p.column(i).DBName}
-	if !nullable {
+	if i < len(p.spec.keys) {
 		b.WriteQuoted(col)
 		return
 	}
-	b.WriteString("COALESCE(")
-	b.WriteQuoted(col)
-	b.WriteString(",")
 	lf := p.spec.locks[i-len(p.spec.keys)]
-	if lf.kind == timeLock {
-		zero := []any{time.Time{}}
-		p.writeValue(b, zero, 0, true)
-	} else {
-		b.WriteString("0")
+	if lf.julian {
+		b.WriteString("julianday(")
 	}
-	b.WriteString(")")
+	if nullable {
+		b.WriteString("COALESCE(")
+		b.WriteQuoted(col)
+		b.WriteString(",")
+		if lf.kind == timeLock {
+			p.writeBound(b, []any{time.Time{}}, lf.castType)
+		} else {
+			b.WriteString("0")
+		}
+		b.WriteString(")")
+	} else {
+		b.WriteQuoted(col)
+	}
+	if lf.julian {
+		b.WriteString(")")
+	}
 }
 
 // column returns the schema field of position i in a row: keys first, then lock fields.
@@ -239,7 +249,7 @@ func (p lockPredicate) column(i int) *schema.Field {
 
 // writeValue binds row[i], cast to the column's type where the comparison needs the database to
 // convert it exactly as it did when it stored the value (timestamps), or where typing a VALUES list
-// needs it. It passes a one-value sub-slice to AddVar, which costs no allocation.
+// needs it; a SQLite timestamp is read with julianday(), as its column is.
 func (p lockPredicate) writeValue(b clause.Builder, row []any, i int, typeRow bool) {
 	v := row[i : i+1]
 	var cast string
@@ -249,10 +259,22 @@ func (p lockPredicate) writeValue(b clause.Builder, row []any, i int, typeRow bo
 		}
 	} else {
 		lf := p.spec.locks[i-len(p.spec.keys)]
+		if lf.julian {
+			b.WriteString("julianday(")
+			b.AddVar(b, v...)
+			b.WriteByte(')')
+			return
+		}
 		if lf.kind == timeLock || typeRow {
 			cast = lf.castType
 		}
 	}
+	p.writeBound(b, v, cast)
+}
+
+// writeBound binds the one value in v, as CAST(? AS cast) when cast is set. A one-value sub-slice
+// costs AddVar no allocation.
+func (p lockPredicate) writeBound(b clause.Builder, v []any, cast string) {
 	if cast == "" {
 		b.AddVar(b, v...)
 		return

@@ -178,6 +178,10 @@ func (s *snapshot) nextValue(spec *lockSpec, j int, now time.Time) any {
 	lf := spec.locks[j]
 	switch lf.kind {
 	case timeLock:
+		if lf.wallClock {
+			// The column stores a wall clock, which reads back as UTC: now's wall clock, as UTC.
+			now = time.Date(now.Year(), now.Month(), now.Day(), now.Hour(), now.Minute(), now.Second(), now.Nanosecond(), time.UTC)
+		}
 		next := now.Truncate(lf.unit)
 		for i := range s.rows {
 			old := s.lockValue(spec, i, j).(time.Time)
@@ -186,8 +190,8 @@ func (s *snapshot) nextValue(spec *lockSpec, j int, now time.Time) any {
 			if !stored.Equal(old) {
 				stored = stored.Add(lf.unit)
 			}
-			if !next.After(stored) {
-				next = stored.Add(lf.unit).In(now.Location())
+			if next.Before(stored.Add(lf.step)) {
+				next = stored.Add(lf.step).In(now.Location())
 			}
 		}
 		return next
