@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -178,25 +180,120 @@ func BenchmarkBulk(b *testing.B) {
 	}
 }
 
-// BenchmarkConflict is the conflict path: one stale row in a bulk of 1 000. Nothing is written, so
-// every iteration meets the same conflict.
+// ConflictItem is Item in a table of its own, for BenchmarkConflict.
+type ConflictItem struct {
+	ID      uint `gorm:"primaryKey"`
+	Name    string
+	Qty     int
+	Version int64
+}
+
+func (ConflictItem) TableName() string { return "bench_conflict_items" }
+
+// pathStats adds up one path's cost over the iterations of BenchmarkConflict.
+type pathStats struct {
+	ns, allocs, bytes, roundTrips int64
+}
+
+// measure runs call once and adds its wall time, allocations and round trips to s. Only call is
+// timed; reading the memory statistics around it is not.
+func (s *pathStats) measure(t target, call func()) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	trips := t.counter.Count()
+	begin := time.Now()
+	call()
+	s.ns += time.Since(begin).Nanoseconds()
+	s.roundTrips += t.counter.Count() - trips
+	runtime.ReadMemStats(&after)
+	s.allocs += int64(after.Mallocs - before.Mallocs)
+	s.bytes += int64(after.TotalAlloc - before.TotalAlloc)
+}
+
+func (s pathStats) report(b *testing.B, path string) {
+	n := float64(b.N)
+	b.ReportMetric(float64(s.ns)/n, path+"-ns/op")
+	b.ReportMetric(float64(s.allocs)/n, path+"-allocs/op")
+	b.ReportMetric(float64(s.bytes)/n, path+"-B/op")
+	b.ReportMetric(float64(s.roundTrips)/n, path+"-roundtrips/op")
+}
+
+// BenchmarkConflict sets the conflict path of a bulk UpdateSafely against its success path, on the
+// same table and interleaved call by call, so drift on the machine falls on both alike. Every
+// iteration makes one call of each, in alternating order:
+//
+//   - success: every one of the N rows as stored; all N are written.
+//   - conflict: the same rows with one of them stale (its version one behind what is stored). The call
+//     must fail with an *OptimisticLockError naming exactly that key, the row changed (not deleted)
+//     and its stored version; nothing is written. Its time includes the rollback, the detail query
+//     and formatting the error's message.
+//
+// It reports each path's time, allocations and round trips per call, and conflict/success, the ratio
+// of their times. ns/op is one call of each, plus the untimed bookkeeping between them.
 func BenchmarkConflict(b *testing.B) {
 	for _, t := range targets(b) {
-		b.Run(t.name+"/N=1000", func(b *testing.B) {
-			items, _ := seed(b, t.db, 1000)
-			items[500].Version = 0
-			b.ReportAllocs()
-			t.counter.Reset()
-			b.ResetTimer()
-			for range b.N {
-				err := optlock.UpdateSafely(t.db, &items, bump()).Error
-				var lockErr *optlock.OptimisticLockError
-				if !errors.As(err, &lockErr) || len(lockErr.ConflictIDs) != 1 {
-					b.Fatalf("want one conflict, got %v", err)
-				}
+		b.Run(t.name, func(b *testing.B) {
+			for _, n := range []int{1000, 10000} {
+				b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+					db := t.db
+					must(b, db.Migrator().DropTable(&ConflictItem{}))
+					must(b, db.AutoMigrate(&ConflictItem{}))
+					items := make([]ConflictItem, n)
+					for i := range items {
+						items[i] = ConflictItem{Name: "item", Qty: 1, Version: 1}
+					}
+					must(b, db.CreateInBatches(&items, 1000).Error)
+					stale := make([]ConflictItem, n)
+					k := n / 2 // the stale row
+
+					var success, conflict pathStats
+					succeed := func() {
+						wrote(b, optlock.UpdateSafely(db, &items, bump()), int64(n))
+					}
+					fail := func() {
+						res := optlock.UpdateSafely(db, &stale, bump())
+						var lockErr *optlock.OptimisticLockError
+						if !errors.As(res.Error, &lockErr) {
+							b.Fatalf("want an *optlock.OptimisticLockError, got %v", res.Error)
+						}
+						_ = lockErr.Error()
+						if len(lockErr.ConflictIDs) != 1 || lockErr.ConflictIDs[0] != any(stale[k].ID) || len(lockErr.Rows) != 1 {
+							b.Fatalf("want the conflict to name exactly key %d, got %v", stale[k].ID, lockErr.ConflictIDs)
+						}
+						if row := lockErr.Rows[0]; lockErr.DetailsErr != nil || row.Deleted || row.Unknown ||
+							row.Current["version"] != stale[k].Version+1 {
+							b.Fatalf("want key %d changed to version %d, got %+v (details error %v)",
+								stale[k].ID, stale[k].Version+1, row, lockErr.DetailsErr)
+						}
+						if res.RowsAffected != 0 {
+							b.Fatalf("a refused write reports %d rows written", res.RowsAffected)
+						}
+					}
+					b.ReportAllocs()
+					t.counter.Reset()
+					b.ResetTimer()
+					// refresh makes the stale copy: every row as now stored, but row k one version behind.
+					refresh := func() {
+						copy(stale, items)
+						stale[k].Version--
+					}
+					for i := range b.N {
+						if i%2 == 0 {
+							success.measure(t, succeed)
+							refresh()
+							conflict.measure(t, fail)
+						} else {
+							refresh()
+							conflict.measure(t, fail)
+							success.measure(t, succeed)
+						}
+					}
+					b.StopTimer()
+					success.report(b, "success")
+					conflict.report(b, "conflict")
+					b.ReportMetric(float64(conflict.ns)/float64(success.ns), "conflict/success")
+				})
 			}
-			b.StopTimer()
-			reportRoundTrips(b, t)
 		})
 	}
 }

@@ -61,7 +61,7 @@ func targets(b *testing.B) []target {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() {
-			_ = db.Migrator().DropTable(&Item{}, &OfficialItem{})
+			_ = db.Migrator().DropTable(&Item{}, &OfficialItem{}, &ConflictItem{})
 			if conn, err := db.DB(); err == nil {
 				conn.Close()
 			}

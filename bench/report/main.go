@@ -60,10 +60,19 @@ func main() {
 		groups[group] = append(groups[group], name)
 	}
 
-	fmt.Println("| benchmark | variant | time/op | × baseline | allocs/op | B/op | round trips/op | retries/op |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
+	var conflicts []string
+	header := false
 	for _, group := range groupOrder {
 		family := strings.SplitN(group, "/", 2)[0]
+		if family == "BenchmarkConflict" { // its own table, below
+			conflicts = append(conflicts, groups[group]...)
+			continue
+		}
+		if !header {
+			fmt.Println("| benchmark | variant | time/op | × baseline | allocs/op | B/op | round trips/op | retries/op |")
+			fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
+			header = true
+		}
 		var base float64
 		for _, name := range groups[group] {
 			if strings.HasSuffix(name, "/"+baselines[family]) {
@@ -84,6 +93,37 @@ func main() {
 				strings.TrimPrefix(group, "Benchmark"), variant, duration(median(s["ns/op"])), ratio,
 				num(s["allocs/op"]), num(s["B/op"]), num(s["roundtrips/op"]), num(s["retries/op"]))
 		}
+	}
+	if header && len(conflicts) > 0 {
+		fmt.Println()
+	}
+	conflictTable(conflicts, samples)
+}
+
+// conflictTable prints BenchmarkConflict: each path's median time, allocations and round trips, and
+// the ratio of their times, median and range over the rounds (both paths are timed in the same
+// iterations, so each round's ratio is a paired measurement).
+func conflictTable(names []string, samples map[string]sample) {
+	if len(names) == 0 {
+		return
+	}
+	fmt.Println("| database | N | success time/op | conflict time/op | conflict/success | range over rounds | allocs/op success, conflict | round trips/op success, conflict |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, name := range names {
+		s := samples[name]
+		parts := strings.Split(name, "/") // BenchmarkConflict/mysql/N=1000
+		ratios := append([]float64(nil), s["conflict/success"]...)
+		sort.Float64s(ratios)
+		spread := ""
+		if len(ratios) > 0 {
+			spread = fmt.Sprintf("%.2f–%.2f", ratios[0], ratios[len(ratios)-1])
+		}
+		fmt.Printf("| %s | %s | %s | %s | %.2f | %s | %s, %s | %s, %s |\n",
+			parts[1], strings.TrimPrefix(parts[len(parts)-1], "N="),
+			duration(median(s["success-ns/op"])), duration(median(s["conflict-ns/op"])),
+			median(s["conflict/success"]), spread,
+			num(s["success-allocs/op"]), num(s["conflict-allocs/op"]),
+			num(s["success-roundtrips/op"]), num(s["conflict-roundtrips/op"]))
 	}
 }
 
