@@ -212,3 +212,28 @@ func TestBulkAssignsValuesToEveryRowInMemory(t *testing.T) {
 		}
 	})
 }
+
+// 10 000 rows with a two-column key: the key-order lock and the conflict query use VALUES lists,
+// which PostgreSQL does not recurse into (a row-value IN list ran out of stack above ~7 500 rows).
+func TestBulkOfTenThousandRowsWithACompositeKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	eachDB(t, []any{&Stock{}}, func(t *testing.T, db *gorm.DB) {
+		stocks := make([]Stock, 10_000)
+		for i := range stocks {
+			stocks[i] = Stock{Warehouse: []string{"north", "south"}[i%2], SKU: i + 1, Qty: 5, Version: 1}
+		}
+		require.NoError(t, db.CreateInBatches(&stocks, 1000).Error)
+		require.NoError(t, optlock.UpdateSafely(db, &stocks, map[string]any{"qty": 4}).Error)
+		var advanced int64
+		require.NoError(t, db.Model(&Stock{}).Where("version = 2 AND qty = 4").Count(&advanced).Error)
+		assert.EqualValues(t, 10_000, advanced)
+
+		stocks[7_777].Version = 1 // stale
+		lockErr := requireConflict(t, optlock.UpdateSafely(db, &stocks, map[string]any{"qty": 3}).Error, []any{"south", 7_778})
+		assert.False(t, lockErr.Rows[0].Unknown, "details read: %v", lockErr)
+		require.NoError(t, db.Model(&Stock{}).Where("qty = 3").Count(&advanced).Error)
+		assert.Zero(t, advanced, "nothing written")
+	})
+}

@@ -42,6 +42,8 @@ type lockState struct {
 	conflict *OptimisticLockError
 	// findConflicts says the conflicting keys are still to be read.
 	findConflicts bool
+	// absent counts the rows the conflict query did not find at all (not even soft-deleted).
+	absent int
 	// chunks are the row ranges written by separate statements (one, unless the rows need more
 	// bind parameters than one statement takes); the last is GORM's own UPDATE.
 	chunks []chunk
@@ -86,13 +88,15 @@ func restoreClause(stmt *gorm.Statement, name string, had bool, c clause.Clause)
 // stateKey stores a statement's lockState in its settings; unlike InstanceSet it needs no formatting.
 type stateKey struct{ stmt *gorm.Statement }
 
-// requested reports whether the statement is lock-checked, and with which field names.
+// requested reports whether the statement is lock-checked, and with which field names. A request
+// copied from another statement (GORM's association saving copies settings) does not count.
 func requested(db *gorm.DB) ([]string, bool) {
-	if fields, ok := db.Get(settingFields); ok {
-		return fields.([]string), true
-	}
-	if _, ok := db.Get(settingSafely); ok {
-		return nil, true
+	for _, key := range [...]string{settingFields, settingSafely} {
+		if v, ok := db.Statement.Settings.Load(key); ok {
+			if r, ok := v.(lockRequest); ok && r.stmt == db.Statement {
+				return r.fields, true
+			}
+		}
 	}
 	return nil, false
 }
@@ -139,6 +143,10 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		_ = db.AddError(invalidf("a lock-checked write needs a model: pass the row you read to Model(&row), Save(&row) or Delete(&row)"))
 		return
 	}
+	if _, ok := stmt.Clauses["RETURNING"]; ok {
+		_ = db.AddError(invalidf("Clauses(clause.Returning{}) is not supported on a lock-checked write: the rows it scans back are only those the database matched, in its order, not yours; the plugin already advances the lock fields in your structs; re-read the rows if you need other columns the database computed"))
+		return
+	}
 	spec, err := p.lockSpec(stmt, names)
 	if err != nil {
 		_ = db.AddError(err)
@@ -173,11 +181,13 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	}
 }
 
-// mayWriteElsewhere reports whether hooks or associations may write other rows in the same call: then
-// even a one-row write needs a savepoint (or a transaction), so a conflict undoes their writes too.
+// mayWriteElsewhere reports whether hooks or associations may write other rows, or fail after the
+// write, in the same call: then even a one-row write needs a savepoint (or a transaction), so a
+// conflict undoes their writes too, and a failing After hook undoes the write.
 func mayWriteElsewhere(stmt *gorm.Statement) bool {
 	s := stmt.Schema
-	return !stmt.SkipHooks && (s.BeforeSave || s.BeforeUpdate || s.BeforeDelete) || len(s.Relationships.Relations) > 0
+	hooks := s.BeforeSave || s.BeforeUpdate || s.BeforeDelete || s.AfterSave || s.AfterUpdate || s.AfterDelete
+	return !stmt.SkipHooks && hooks || len(s.Relationships.Relations) > 0
 }
 
 // checkValuesMap rejects a values map that sets a lock field (the plugin advances lock fields itself)
@@ -399,11 +409,50 @@ func (p *Plugin) check(db *gorm.DB) {
 		if st.undo(db, "ROLLBACK TO SAVEPOINT "+name) {
 			p.fillConflicts(db, st, db.Statement.ConnPool, name)
 		}
+		if st.undoErr == nil && st.isSaveOfNewRow(db.Statement) {
+			p.insertNewRow(db, st)
+			settleSavepoint(db, st, db.Error != nil)
+			return
+		}
 		settleSavepoint(db, st, false)
 	} else if expected == 1 {
 		p.fillConflicts(db, st, db.Statement.ConnPool, "")
+		if st.isSaveOfNewRow(db.Statement) {
+			p.insertNewRow(db, st)
+			return
+		}
 	}
 	_ = db.AddError(st.refusal())
+}
+
+// isSaveOfNewRow reports a Save of one row that does not exist and whose lock values are all zero: a
+// new row with a key the client chose (a UUID, say). Save inserts it.
+func (st *lockState) isSaveOfNewRow(stmt *gorm.Statement) bool {
+	if st.op != updating || len(st.snapshot.rows) != 1 || st.absent != 1 || len(stmt.Selects) != 1 || stmt.Selects[0] != "*" {
+		return false
+	}
+	for j := range st.spec.locks {
+		if !isZeroLockValue(st.snapshot.lockValue(st.spec, 0, j)) {
+			return false
+		}
+	}
+	return true
+}
+
+// insertNewRow inserts the row of a Save that found no row to update, with a plain INSERT (not GORM's
+// upsert, which would overwrite a row another writer inserted in the meantime: that insert fails on the
+// primary key instead). The lock fields are already advanced, so the row starts at version 1.
+func (p *Plugin) insertNewRow(db *gorm.DB, st *lockState) {
+	st.conflict, st.findConflicts = nil, false
+	insert := db.Session(&gorm.Session{NewDB: true, SkipHooks: true, Context: db.Statement.Context})
+	insert.Statement.ConnPool = db.Statement.ConnPool
+	res := insert.Table(db.Statement.Table).Create(st.snapshot.rows[0].Addr().Interface())
+	if db.AddError(res.Error) == nil {
+		db.RowsAffected = res.RowsAffected
+		if db.Statement.Result != nil {
+			db.Statement.Result.RowsAffected = res.RowsAffected
+		}
+	}
 }
 
 // refusal is the error for a refused write: the conflict, or, once the details show that every row

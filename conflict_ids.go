@@ -72,6 +72,9 @@ func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) e
 	for i := range st.snapshot.rows {
 		id := st.snapshot.key(st.spec, i)
 		stored, ok := found[st.snapshot.mapKey(st.spec, i)]
+		if !ok {
+			st.absent++
+		}
 		switch {
 		case !ok || stored.deleted:
 			st.conflict.add(RowConflict{ID: id, Deleted: true})

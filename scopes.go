@@ -4,9 +4,17 @@ import "gorm.io/gorm"
 
 // Setting keys the scope and UpdateSafely leave on a statement for the callbacks to read.
 const (
-	settingFields = "optlock:fields" // []string from WithLock
-	settingSafely = "optlock:safely" // set by UpdateSafely: lock with the default fields
+	settingFields = "optlock:fields" // lockRequest from WithLock
+	settingSafely = "optlock:safely" // lockRequest from UpdateSafely: lock with the default fields
 )
+
+// lockRequest marks one statement as lock-checked. It names the statement it was made for: GORM copies
+// a statement's settings into the statements it makes for associations (the upsert of a parent's
+// children), which the caller never asked to check.
+type lockRequest struct {
+	stmt   *gorm.Statement
+	fields []string
+}
 
 // WithLock marks a statement as lock-checked, for use with gorm.DB.Scopes. fields are column names
 // ("version", "updated_at") or Go field names ("Version", "UpdatedAt") of the model; with no fields the
@@ -30,7 +38,9 @@ func WithLock(fields ...string) func(*gorm.DB) *gorm.DB {
 			_ = db.AddError(errNotRegistered)
 			return db
 		}
-		return db.Set(settingFields, requested)
+		tx := db.Set(settingFields, nil) // the instance whose statement runs
+		tx.Statement.Settings.Store(settingFields, lockRequest{stmt: tx.Statement, fields: requested})
+		return tx
 	}
 }
 

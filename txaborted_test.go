@@ -81,11 +81,13 @@ func TestDeadlockInCallerTransactionIsTxAborted(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Add(1)
 		var bErr error
+		bDone := make(chan struct{})
 		go func() {
 			defer wg.Done()
+			defer close(bDone)
 			bErr = b.WithContext(ctx).Exec("SELECT id FROM core_items WHERE id = ? FOR UPDATE", items[2].ID).Error
 		}()
-		waitForLockWait(t, db, bSession)
+		waitForLockWait(t, db, bSession, bDone)
 
 		rows := items[:2]
 		err := optlock.UpdateSafely(a, &rows, map[string]any{"qty": 0}).Error
@@ -120,22 +122,41 @@ func sessionID(t *testing.T, tx *gorm.DB) int64 {
 	return id
 }
 
-// waitForLockWait blocks until the server session id waits for a row lock.
-func waitForLockWait(t *testing.T, db *gorm.DB, id int64) {
+// waitForLockWait blocks until the server session id waits for a lock, or fails the test, saying what
+// the server's sessions were doing, if done closes first or after 60 s (a liveness guard, not a timing
+// assertion).
+func waitForLockWait(t *testing.T, db *gorm.DB, id int64, done <-chan struct{}) {
 	t.Helper()
 	query := "SELECT count(*) FROM pg_stat_activity WHERE pid = ? AND wait_event_type = 'Lock'"
 	if db.Dialector.Name() == "mysql" {
-		query = "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT'"
+		query = `SELECT (SELECT count(*) FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT')
+			+ (SELECT count(*) FROM information_schema.processlist WHERE id = ? AND state LIKE '%lock%')`
 	}
-	for range 3000 { // up to 30 s: a liveness guard, not a timing assertion
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			t.Fatalf("session %d finished instead of waiting for a lock", id)
+		default:
+		}
 		var waiting int
-		require.NoError(t, db.Raw(query, id).Scan(&waiting).Error)
+		args := []any{id}
+		if db.Dialector.Name() == "mysql" {
+			args = append(args, id)
+		}
+		require.NoError(t, db.Raw(query, args...).Scan(&waiting).Error)
 		if waiting > 0 {
 			return
 		}
 		sleepShortly()
 	}
-	t.Fatalf("session %d did not start waiting for a lock", id)
+	var sessions []map[string]any
+	activity := "SELECT pid, state, wait_event_type, wait_event, left(query, 80) AS query FROM pg_stat_activity WHERE datname = current_database()"
+	if db.Dialector.Name() == "mysql" {
+		activity = "SELECT id, command, state, left(info, 80) AS info FROM information_schema.processlist"
+	}
+	db.Raw(activity).Scan(&sessions)
+	t.Fatalf("session %d did not start waiting for a lock; sessions: %v", id, sessions)
 }
 
 // A conflict inside the caller's transaction leaves it alive: the caller may commit, and all its

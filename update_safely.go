@@ -41,7 +41,8 @@ func UpdateSafely(db *gorm.DB, model any, values any) *gorm.DB {
 	if rows == 0 {
 		return tx
 	}
-	return tx.Set(settingSafely, true).Updates(values)
+	tx.Statement.Settings.Store(settingSafely, lockRequest{stmt: tx.Statement})
+	return tx.Updates(values)
 }
 
 // checkModel accepts a non-nil pointer to a struct or to a slice of structs or struct pointers, and
