@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -218,4 +219,64 @@ func TestBadInputIsRefusedWithoutPanic(t *testing.T) {
 			assert.ErrorIs(t, optlock.UpdateSafely(nil, &row, map[string]any{"qty": 2}).Error, optlock.ErrInvalidLock)
 		}, "nil db")
 	})
+}
+
+// NullTimeDoc and PointerTimeDoc are locked by a nullable updated_at.
+type NullTimeDoc struct {
+	ID        uint `gorm:"primaryKey"`
+	Title     string
+	UpdatedAt sql.NullTime
+}
+
+func (NullTimeDoc) TableName() string { return "core_null_time_docs" }
+
+type PointerTimeDoc struct {
+	ID        uint `gorm:"primaryKey"`
+	Title     string
+	UpdatedAt *time.Time
+}
+
+func (PointerTimeDoc) TableName() string { return "core_pointer_time_docs" }
+
+// A NULL updated_at behaves as the zero time the caller read: checked, advanced to now, and a stale
+// holder of the NULL read is refused.
+func TestNullTimestampsAreCheckedAndAdvanced(t *testing.T) {
+	cases := []struct {
+		name  string
+		model any
+		table string
+		rows  func() any
+		at    func(rows any, i int) time.Time
+	}{
+		{"sql.NullTime", &NullTimeDoc{}, "core_null_time_docs", func() any { return &[]NullTimeDoc{} },
+			func(rows any, i int) time.Time { return (*rows.(*[]NullTimeDoc))[i].UpdatedAt.Time }},
+		{"*time.Time", &PointerTimeDoc{}, "core_pointer_time_docs", func() any { return &[]PointerTimeDoc{} },
+			func(rows any, i int) time.Time { return *(*rows.(*[]PointerTimeDoc))[i].UpdatedAt }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			eachDB(t, []any{tc.model}, func(t *testing.T, db *gorm.DB) {
+				for _, n := range []int{1, 3} {
+					recreate(t, db, tc.model)
+					for range n { // rows made outside GORM: updated_at NULL
+						require.NoError(t, db.Exec("INSERT INTO "+tc.table+" (title) VALUES ('a')").Error)
+					}
+					mine, theirs := tc.rows(), tc.rows()
+					require.NoError(t, db.Order("id").Find(mine).Error)
+					require.NoError(t, db.Order("id").Find(theirs).Error)
+
+					before := time.Now().Add(-time.Minute)
+					require.NoError(t, optlock.UpdateSafely(db, theirs, map[string]any{"title": "b"}).Error, "%d rows", n)
+					for i := range n {
+						assert.True(t, tc.at(theirs, i).After(before), "row %d advanced to now: %v", i, tc.at(theirs, i))
+					}
+					err := optlock.UpdateSafely(db, mine, map[string]any{"title": "c"}).Error
+					var lockErr *optlock.OptimisticLockError
+					require.ErrorAs(t, err, &lockErr, "%d rows: %v", n, err)
+					assert.Len(t, lockErr.ConflictIDs, n)
+					require.NoError(t, optlock.UpdateSafely(db, theirs, map[string]any{"title": "d"}).Error, "the advanced structs write again")
+				}
+			})
+		})
+	}
 }

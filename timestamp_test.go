@@ -3,12 +3,14 @@ package optlock_test
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 
 	"github.com/go-optlock/optlock"
@@ -163,4 +165,29 @@ func tail(out []byte, n int) string {
 		return "...\n" + string(out[len(out)-n:])
 	}
 	return string(out)
+}
+
+// SQLite opened with _loc=auto reads timestamps in the local zone while NowFunc writes UTC: the texts
+// differ, the instants do not, and the lock compares instants.
+func TestTimestampSQLiteLocAutoWithUTCClock(t *testing.T) {
+	dsn := testenv.SQLiteDSN(filepath.Join(t.TempDir(), "locauto.db")) + "&_loc=auto"
+	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: gormConfig().Logger, NowFunc: func() time.Time { return time.Now().UTC() }})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if conn, err := db.DB(); err == nil {
+			_ = conn.Close()
+		}
+	})
+	require.NoError(t, db.Use(optlock.New()))
+	require.NoError(t, db.AutoMigrate(&Doc{}))
+	doc := Doc{Title: "a"}
+	require.NoError(t, db.Create(&doc).Error)
+	var stale Doc
+	require.NoError(t, db.First(&stale, doc.ID).Error)
+	for i := range 3 {
+		var read Doc
+		require.NoError(t, db.First(&read, doc.ID).Error)
+		require.NoError(t, optlock.UpdateSafely(db, &read, map[string]any{"title": "round"}).Error, "round %d: no false conflict", i)
+	}
+	requireConflict(t, optlock.UpdateSafely(db, &stale, map[string]any{"title": "stale"}).Error, doc.ID)
 }
