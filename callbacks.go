@@ -37,6 +37,9 @@ type lockState struct {
 	undoErr error
 	// beforeSettle is the call's error just before GORM commits or rolls back, which can flatten it.
 	beforeSettle error
+	// advanceOnly marks a write that cannot be checked (no read rows, or Unchecked): its SET advances
+	// the lock, and nothing else of the plugin applies.
+	advanceOnly bool
 	// conflict is the error reported when rows did not match; its keys are filled in by finish
 	// when they can only be read after GORM's rollback.
 	conflict *OptimisticLockError
@@ -101,20 +104,27 @@ func requested(db *gorm.DB) ([]string, bool) {
 	return nil, false
 }
 
-// stateOf returns the statement's lockState once prepare has taken its snapshot, else nil.
+// stateOf returns the statement's lockState once prepare has taken its snapshot (a checked write),
+// else nil.
 func stateOf(db *gorm.DB) *lockState {
-	if v, ok := db.Statement.Settings.Load(stateKey{db.Statement}); ok {
-		if st := v.(*lockState); st.snapshot != nil {
-			return st
-		}
+	if st := anyStateOf(db); st != nil && st.snapshot != nil {
+		return st
 	}
 	return nil
 }
 
-// route notes, for a lock-checked statement, the connection pool it was routed to before GORM's
+// anyStateOf returns the statement's lockState, whatever it has come to.
+func anyStateOf(db *gorm.DB) *lockState {
+	if v, ok := db.Statement.Settings.Load(stateKey{db.Statement}); ok {
+		return v.(*lockState)
+	}
+	return nil
+}
+
+// route notes, for a statement the plugin handles, the connection pool it was routed to before GORM's
 // transaction replaces it.
 func (p *Plugin) route(db *gorm.DB) {
-	if _, ok := requested(db); ok {
+	if _, mode, _ := p.lockMode(db); mode != notLocked {
 		db.Statement.Settings.Store(stateKey{db.Statement}, &lockState{writePool: db.Statement.ConnPool})
 	}
 }
@@ -134,11 +144,18 @@ func (p *Plugin) prepare(op operation) func(*gorm.DB) {
 }
 
 func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
-	names, ok := requested(db)
-	if !ok || db.Error != nil {
+	names, mode, ifRows := p.lockMode(db)
+	if mode == notLocked || db.Error != nil {
 		return
 	}
 	stmt := db.Statement
+	if ifRows && !carriesRows(stmt) {
+		mode = advanceOnly // a guarded model written by a query: advance, as no read can be checked
+	}
+	if mode == advanceOnly {
+		p.prepareAdvance(db, op, names)
+		return
+	}
 	if stmt.Schema == nil {
 		_ = db.AddError(invalidf("a lock-checked write needs a model: pass the row you read to Model(&row), Save(&row) or Delete(&row)"))
 		return
@@ -181,6 +198,39 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	}
 }
 
+// prepareAdvance readies an update that cannot be checked to advance the lock. A delete without read
+// rows needs nothing: the rows it removes have no lock left to advance.
+func (p *Plugin) prepareAdvance(db *gorm.DB, op operation, names []string) {
+	stmt := db.Statement
+	if op == deleting || stmt.Schema == nil {
+		return
+	}
+	spec, err := p.lockSpec(stmt, names)
+	if err != nil {
+		if len(names) == 0 && !isGuarded(p, stmt) {
+			return // Unchecked on a model without a lock field: nothing to advance
+		}
+		_ = db.AddError(err)
+		return
+	}
+	if err := checkValuesMap(stmt, spec); err != nil {
+		_ = db.AddError(err)
+		return
+	}
+	st := anyStateOf(db)
+	if st == nil {
+		st = &lockState{}
+	}
+	st.op, st.spec, st.advanceOnly = op, spec, true
+	stmt.Settings.Store(stateKey{stmt}, st)
+}
+
+// isGuarded reports whether the statement's model is guarded.
+func isGuarded(p *Plugin, stmt *gorm.Statement) bool {
+	_, ok := p.guards[stmt.Schema.ModelType]
+	return ok
+}
+
 // mayWriteElsewhere reports whether hooks or associations may write other rows, or fail after the
 // write, in the same call: then even a one-row write needs a savepoint (or a transaction), so a
 // conflict undoes their writes too, and a failing After hook undoes the write.
@@ -218,6 +268,10 @@ func checkValuesMap(stmt *gorm.Statement, spec *lockSpec) error {
 // build adds the lock columns to SET and the lock predicate to WHERE. It runs last before
 // gorm:update (or gorm:delete), so the values BeforeUpdate hooks set are in.
 func (p *Plugin) build(db *gorm.DB) {
+	if st := anyStateOf(db); st != nil && st.advanceOnly && db.Error == nil {
+		p.buildAdvance(db, st)
+		return
+	}
 	st := stateOf(db)
 	if st == nil || db.Error != nil {
 		return
@@ -363,14 +417,35 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 }
 
 // refuseUpsert fails a lock-checked Save of a slice: GORM turns it into INSERT ... ON CONFLICT DO
-// UPDATE, which would overwrite changed rows unchecked.
-func refuseUpsert(db *gorm.DB) {
-	if _, ok := requested(db); !ok || db.Error != nil {
+// UPDATE, which would overwrite changed rows unchecked. For a guarded model it fails any upsert that
+// would set every column or a lock column; GORM's upsert of associated rows, which sets only their
+// foreign key, goes through.
+func (p *Plugin) refuseUpsert(db *gorm.DB) {
+	if db.Error != nil {
 		return
 	}
 	c, ok := db.Statement.Clauses["ON CONFLICT"]
-	if conflict, isUpsert := c.Expression.(clause.OnConflict); ok && isUpsert && (conflict.UpdateAll || len(conflict.DoUpdates) > 0) {
+	conflict, isUpsert := c.Expression.(clause.OnConflict)
+	if !ok || !isUpsert || !conflict.UpdateAll && len(conflict.DoUpdates) == 0 {
+		return
+	}
+	if _, explicit := requested(db); explicit {
 		_ = db.AddError(invalidf("Save of a slice is an upsert, which cannot be lock-checked: write the rows with optlock.UpdateSafely, or Save them one at a time"))
+		return
+	}
+	if db.Statement.Schema == nil || !isGuarded(p, db.Statement) {
+		return
+	}
+	setsLock := conflict.UpdateAll
+	if spec, err := p.lockSpec(db.Statement, p.guards[db.Statement.Schema.ModelType]); err == nil {
+		for _, a := range conflict.DoUpdates {
+			for _, lf := range spec.locks {
+				setsLock = setsLock || a.Column.Name == lf.field.DBName
+			}
+		}
+	}
+	if setsLock {
+		_ = db.AddError(invalidf("an upsert (Save of a slice, or ON CONFLICT DO UPDATE) of guarded model %s would overwrite rows unchecked: write the rows with optlock.UpdateSafely or optlock.UpdateEach, or Save them one at a time", db.Statement.Schema.Name))
 	}
 }
 
@@ -472,6 +547,10 @@ func (st *lockState) refusal() error {
 // conflicting keys once the failed write is undone, and puts the rows back if nothing was written.
 func (p *Plugin) finish(db *gorm.DB) {
 	defer db.Statement.Settings.Delete(stateKey{db.Statement})
+	if st := anyStateOf(db); st != nil && st.advanceOnly {
+		st.before.restore(db.Statement)
+		return
+	}
 	st := stateOf(db)
 	if st == nil {
 		return

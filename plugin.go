@@ -25,6 +25,7 @@ package optlock
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 
@@ -47,6 +48,10 @@ type Plugin struct {
 	bindVarLimit int
 	// onConflict, when set, is told of every conflict (OnConflict).
 	onConflict func(ctx context.Context, err *OptimisticLockError)
+	// guardRequests are the Guard options, checked by Initialize into guards.
+	guardRequests []guardRequest
+	// guards maps each guarded model type to its lock field names (none: the default).
+	guards map[reflect.Type][]string
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)
@@ -69,6 +74,9 @@ func (p *Plugin) Name() string { return pluginName }
 // Initialize registers the plugin's update, delete and create callbacks on db. GORM calls it from
 // gorm.DB.Use. It is idempotent: registering again replaces the callbacks instead of adding a second set.
 func (p *Plugin) Initialize(db *gorm.DB) error {
+	if err := p.registerGuards(db); err != nil {
+		return err
+	}
 	update, del, create := db.Callback().Update(), db.Callback().Delete(), db.Callback().Create()
 	hooks := []struct {
 		processor interface {
@@ -101,7 +109,7 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		{del, "optlock:finish", del.After("gorm:commit_or_rollback_transaction").Register, p.finish},
 
 		// Save of a slice is an INSERT ... ON CONFLICT upsert, which no lock can check: refuse it.
-		{create, "optlock:refuse_upsert", create.Before("gorm:create").Register, refuseUpsert},
+		{create, "optlock:refuse_upsert", create.Before("gorm:create").Register, p.refuseUpsert},
 	}
 	for _, h := range hooks {
 		if h.processor.Get(h.name) != nil {

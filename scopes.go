@@ -4,8 +4,9 @@ import "gorm.io/gorm"
 
 // Setting keys the scope and UpdateSafely leave on a statement for the callbacks to read.
 const (
-	settingFields = "optlock:fields" // lockRequest from WithLock
-	settingSafely = "optlock:safely" // lockRequest from UpdateSafely: lock with the default fields
+	settingFields    = "optlock:fields"    // lockRequest from WithLock
+	settingSafely    = "optlock:safely"    // lockRequest from UpdateSafely: lock with the default fields
+	settingUnchecked = "optlock:unchecked" // lockRequest from Unchecked: advance, do not check
 )
 
 // lockRequest marks one statement as lock-checked. It names the statement it was made for: GORM copies
