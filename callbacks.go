@@ -60,16 +60,25 @@ type lockState struct {
 	before savedClauses
 }
 
-// savedClauses is a copy of a statement's WHERE and SET clauses.
+// savedClauses is a copy of a statement's WHERE and SET clauses, and of the mark that switches off
+// gorm.io/plugin/optimisticlock's own clause.
 type savedClauses struct {
-	saved, hadWhere, hadSet bool
-	where, set              clause.Clause
+	saved, hadWhere, hadSet, hadOfficial bool
+	where, set, official                 clause.Clause
 }
+
+// officialLockMark is the clause name with which gorm.io/plugin/optimisticlock's Version type marks a
+// statement it has already handled. The plugin sets it on the statements it handles, so a model with
+// that type, guarded or lock-checked here, is not checked twice (the type's own check would compare
+// the already advanced version and refuse every write).
+const officialLockMark = "version_enabled"
 
 func (c *savedClauses) save(stmt *gorm.Statement) {
 	c.saved = true
 	c.where, c.hadWhere = stmt.Clauses["WHERE"]
 	c.set, c.hadSet = stmt.Clauses["SET"]
+	c.official, c.hadOfficial = stmt.Clauses[officialLockMark]
+	stmt.Clauses[officialLockMark] = clause.Clause{}
 }
 
 func (c *savedClauses) restore(stmt *gorm.Statement) {
@@ -78,6 +87,7 @@ func (c *savedClauses) restore(stmt *gorm.Statement) {
 	}
 	restoreClause(stmt, "WHERE", c.hadWhere, c.where)
 	restoreClause(stmt, "SET", c.hadSet, c.set)
+	restoreClause(stmt, officialLockMark, c.hadOfficial, c.official)
 }
 
 func restoreClause(stmt *gorm.Statement, name string, had bool, c clause.Clause) {

@@ -249,3 +249,53 @@ func ExampleErrTxAborted() {
 	// the transaction is dead: roll back and run it again (optlock.Transaction does)
 	// false true
 }
+
+// Wallet-style accounts guarded: every write is lock-aware, with or without WithLock.
+func ExampleGuard() {
+	dir, _ := os.MkdirTemp("", "optlock-example")
+	defer os.RemoveAll(dir)
+	db, _ := gorm.Open(sqlite.Open(filepath.Join(dir, "bank.db")), &gorm.Config{Logger: logger.Discard})
+	defer func() { conn, _ := db.DB(); conn.Close() }()
+	if err := db.Use(optlock.New(optlock.Guard(&Account{}))); err != nil {
+		panic(err)
+	}
+	db.AutoMigrate(&Account{})
+	acc := Account{Owner: "ann", Balance: 100, Version: 1}
+	db.Create(&acc)
+	stale := acc
+
+	// A plain GORM call, no scope: checked, and the version advances in memory.
+	db.Model(&acc).Update("balance", 90)
+	fmt.Println("version:", acc.Version)
+
+	// The stale copy is refused, by Save as by Update.
+	stale.Balance = 0
+	fmt.Println(errors.Is(db.Save(&stale).Error, optlock.ErrConflict))
+
+	// A write by query cannot be checked, but it advances the version of every row it touches.
+	db.Model(&Account{}).Where("owner = ?", "ann").Update("balance", 80)
+	db.First(&acc, acc.ID)
+	fmt.Println("version:", acc.Version, "balance:", acc.Balance)
+	// Output:
+	// version: 2
+	// true
+	// version: 3 balance: 80
+}
+
+func ExampleUnchecked() {
+	dir, _ := os.MkdirTemp("", "optlock-example")
+	defer os.RemoveAll(dir)
+	db, _ := gorm.Open(sqlite.Open(filepath.Join(dir, "bank.db")), &gorm.Config{Logger: logger.Discard})
+	defer func() { conn, _ := db.DB(); conn.Close() }()
+	db.Use(optlock.New(optlock.Guard(&Account{})))
+	db.AutoMigrate(&Account{})
+	db.Create(&Account{ID: 7, Owner: "bo", Balance: 50, Version: 4})
+
+	// A deliberate blind write by key: not checked against a read, but the version still advances,
+	// so anyone holding an older read is refused afterwards.
+	err := db.Scopes(optlock.Unchecked()).Model(&Account{ID: 7}).Update("balance", 0).Error
+	var acc Account
+	db.First(&acc, 7)
+	fmt.Println(err, acc.Balance, acc.Version)
+	// Output: <nil> 0 5
+}

@@ -14,7 +14,13 @@
 //		// re-read and retry
 //	}
 //
-// Statements without [WithLock] (or [UpdateSafely]) are never changed by the plugin.
+// Or guard a model once with [Guard], and every write of it is lock-aware, with or without WithLock:
+//
+//	db.Use(optlock.New(optlock.Guard(&Account{})))
+//	err := db.Model(&acc).Update("balance", 90).Error // checked; acc.Version advanced
+//
+// Statements without [WithLock] (or [UpdateSafely]), of models that are not guarded, are never changed
+// by the plugin.
 //
 // Inside the caller's own transaction, errors.Is(err, [ErrConflict]) means the transaction is alive:
 // nothing of this call was written, everything else is intact, and the caller may go on and commit.
