@@ -26,7 +26,9 @@ type playerRepo struct{ db *gorm.DB }
 
 func (r playerRepo) create(p *Player) error { return r.db.Create(p).Error }
 
-func (r playerRepo) rename(p *Player, name string) *gorm.DB { return r.db.Model(p).Update("name", name) }
+func (r playerRepo) rename(p *Player, name string) *gorm.DB {
+	return r.db.Model(p).Update("name", name)
+}
 
 func (r playerRepo) setAgeWhere(id uint, age uint) *gorm.DB {
 	return r.db.Model(&Player{}).Where("id = ?", id).Update("age", age)
