@@ -37,6 +37,8 @@ type lockState struct {
 	undoErr error
 	// beforeSettle is the call's error just before GORM commits or rolls back, which can flatten it.
 	beforeSettle error
+	// each carries UpdateEach's columns and per-row values.
+	each *eachState
 	// advanceOnly marks a write that cannot be checked (no read rows, or Unchecked): its SET advances
 	// the lock, and nothing else of the plugin applies.
 	advanceOnly bool
@@ -203,6 +205,12 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	_, gormTx := db.InstanceGet("gorm:started_transaction")
 	st.callerTx = inTx && !gormTx
 	stmt.Settings.Store(stateKey{stmt}, st)
+	if r, ok := eachRequestOf(db); ok {
+		if err := p.prepareEach(db, st, r.columns); err != nil {
+			_ = db.AddError(err)
+			return
+		}
+	}
 	if len(snap.rows) > 1 || mayWriteElsewhere(stmt) {
 		p.guardBulk(db, st)
 	}
@@ -289,6 +297,10 @@ func (p *Plugin) build(db *gorm.DB) {
 	stmt := db.Statement
 	if st.op == deleting {
 		p.buildDelete(db, st)
+		return
+	}
+	if st.each != nil {
+		p.buildEach(db, st)
 		return
 	}
 	st.before.save(stmt)

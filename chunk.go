@@ -67,7 +67,12 @@ func execChunk(db *gorm.DB, st *lockState, c chunk) (int64, error) {
 	}
 	s.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(c)}})
 	s.Build(stmt.BuildClauses...)
+	return execBuilt(db, s)
+}
 
+// execBuilt sends a statement the plugin built on the statement's connection, through GORM's logger,
+// and returns the rows it wrote.
+func execBuilt(db *gorm.DB, s *gorm.Statement) (int64, error) {
 	begin := time.Now()
 	var affected int64
 	result, err := s.ConnPool.ExecContext(s.Context, s.SQL.String(), s.Vars...)

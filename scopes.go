@@ -7,6 +7,7 @@ const (
 	settingFields    = "optlock:fields"    // lockRequest from WithLock
 	settingSafely    = "optlock:safely"    // lockRequest from UpdateSafely: lock with the default fields
 	settingUnchecked = "optlock:unchecked" // lockRequest from Unchecked: advance, do not check
+	settingEach      = "optlock:each"      // eachRequest from UpdateEach: per-row values
 )
 
 // lockRequest marks one statement as lock-checked. It names the statement it was made for: GORM copies

@@ -1,0 +1,540 @@
+package optlock
+
+import (
+	"reflect"
+	"sort"
+	"strconv"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+)
+
+// UpdateEach writes back many rows, each with its own values, checked, in one statement: rows is a
+// pointer to a slice of structs (or struct pointers) the caller read and then changed in memory. Each
+// row's current values of columns (column or Go field names; with none, every column GORM's Save
+// would write except the primary key, the lock fields, created_at and deleted_at) are written to that
+// row, and only if every row's lock fields still hold what its struct holds.
+//
+// The contract is UpdateSafely's: all or nothing (inside the caller's transaction too, where
+// [ErrConflict] means the transaction is alive), an [*OptimisticLockError] naming every conflicting
+// key, lock fields advanced in memory on success and the structs left as they were on a conflict, lock
+// fields from [WithLock] on db or the model's default, guarded models honoured. Bad input (an unknown
+// column, a key or lock column in columns, rows of mixed types, zero or duplicate keys, rows that are
+// not a pointer to a slice) gives an error wrapping [ErrInvalidLock] and writes nothing. BeforeSave,
+// BeforeUpdate, AfterUpdate and AfterSave hooks run for every row, as GORM's Save runs them; values a
+// Before hook sets are written. A column with autoUpdateTime (updated_at, when it is not the lock)
+// is set to now, as Save sets it.
+//
+// Rows are written with one UPDATE per chunk (chunks only when the rows need more bind parameters than
+// one statement takes), joined to a list of per-row values and taking the row locks in primary-key
+// order; see docs/how-it-works.md for the SQL on each database.
+func UpdateEach(db *gorm.DB, rows any, columns ...string) *gorm.DB {
+	if db == nil {
+		return &gorm.DB{Config: &gorm.Config{}, Error: invalidf("db is nil: pass the *gorm.DB (or transaction) to write with")}
+	}
+	tx := db.Model(rows)
+	if _, ok := db.Config.Plugins[pluginName]; !ok {
+		_ = tx.AddError(errNotRegistered)
+		return tx
+	}
+	n, err := checkModel(rows)
+	if err == nil && reflect.Indirect(reflect.ValueOf(rows)).Kind() != reflect.Slice {
+		err = invalidf("UpdateEach takes a pointer to a slice of the rows you read, not a %T: use UpdateSafely or Save for one row", rows)
+	}
+	if err != nil {
+		_ = tx.AddError(err)
+		return tx
+	}
+	if n == 0 {
+		return tx
+	}
+	tx.Statement.Settings.Store(settingSafely, lockRequest{stmt: tx.Statement})
+	tx.Statement.Settings.Store(settingEach, eachRequest{stmt: tx.Statement, columns: append([]string(nil), columns...)})
+	return tx.Updates(map[string]any{})
+}
+
+// eachRequest marks a statement made by UpdateEach, with the columns asked for.
+type eachRequest struct {
+	stmt    *gorm.Statement
+	columns []string
+}
+
+// eachState is what UpdateEach's statement carries through the callbacks.
+type eachState struct {
+	columns []*schema.Field
+	// castTypes are the PostgreSQL types the first row of values is cast to, per column.
+	castTypes []string
+	// values holds, row after row in the caller's order, the values of columns.
+	values []any
+	// order lists the rows in primary-key order: chunks and row locks follow it.
+	order []int
+	// softDelete is the model's deleted_at field, unless the write is Unscoped: deleted rows are not
+	// written.
+	softDelete *schema.Field
+}
+
+// eachRequestOf returns the UpdateEach request of the statement, if any.
+func eachRequestOf(db *gorm.DB) (eachRequest, bool) {
+	v, ok := db.Statement.Settings.Load(settingEach)
+	r, isRequest := v.(eachRequest)
+	return r, ok && isRequest && r.stmt == db.Statement
+}
+
+// prepareEach resolves the columns of an UpdateEach against the schema.
+func (p *Plugin) prepareEach(db *gorm.DB, st *lockState, names []string) error {
+	s := db.Statement.Schema
+	isLockOrKey := func(f *schema.Field) bool {
+		if f.PrimaryKey {
+			return true
+		}
+		for _, lf := range st.spec.locks {
+			if lf.field == f {
+				return true
+			}
+		}
+		return false
+	}
+	var fields []*schema.Field
+	if len(names) == 0 {
+		for _, f := range s.Fields {
+			if f.DBName == "" || !f.Updatable || isLockOrKey(f) || f.AutoCreateTime > 0 || f.FieldType == deletedAtType {
+				continue
+			}
+			fields = append(fields, f)
+		}
+	}
+	seen := map[*schema.Field]bool{}
+	for _, name := range names {
+		if !validFieldName.MatchString(name) {
+			return invalidf("malformed column name %q for UpdateEach: use a column or Go field name", name)
+		}
+		f := s.LookUpField(name)
+		switch {
+		case f == nil || f.DBName == "":
+			return invalidf("UpdateEach: model %s has no column or field %q", s.Name, name)
+		case isLockOrKey(f):
+			return invalidf("UpdateEach: %q is a primary key or lock column: leave it out, optlock matches rows by key and advances the lock itself", name)
+		case !f.Updatable:
+			return invalidf("UpdateEach: column %q of model %s is not updatable", name, s.Name)
+		case seen[f]:
+			return invalidf("UpdateEach: column %q named twice", name)
+		}
+		seen[f] = true
+		fields = append(fields, f)
+	}
+	if len(fields) == 0 {
+		return invalidf("UpdateEach: model %s has no column to write besides its keys and lock fields", s.Name)
+	}
+	each := &eachState{columns: fields}
+	if !db.Statement.Unscoped {
+		each.softDelete = softDeleteField(s)
+	}
+	if st.spec.dialect == "postgres" {
+		columns := storedColumns(p, db.Statement)
+		for _, f := range fields {
+			each.castTypes = append(each.castTypes, columnCastType(db.Statement, f, columns))
+		}
+	}
+	st.each = each
+	return nil
+}
+
+// columnCastType is the PostgreSQL type of a column as stored (its udt_name), or as GORM would create it.
+func columnCastType(stmt *gorm.Statement, f *schema.Field, columns map[string]gorm.ColumnType) string {
+	if c, ok := columns[f.DBName]; ok && validFieldName.MatchString(c.DatabaseTypeName()) {
+		return c.DatabaseTypeName()
+	}
+	return postgresCastType(stmt, f)
+}
+
+// buildEach writes UpdateEach's statement: the earlier chunks are sent here, the last is left in the
+// statement for gorm:update to send.
+func (p *Plugin) buildEach(db *gorm.DB, st *lockState) {
+	stmt := db.Statement
+	each := st.each
+	now := db.NowFunc()
+	// Columns with autoUpdateTime are set to now, as Save sets them.
+	for _, f := range each.columns {
+		if f.AutoUpdateTime == 0 {
+			continue
+		}
+		var v any = now
+		switch f.AutoUpdateTime {
+		case schema.UnixNanosecond:
+			v = now.UnixNano()
+		case schema.UnixMillisecond:
+			v = now.UnixMilli()
+		case schema.UnixSecond:
+			v = now.Unix()
+		}
+		for _, row := range st.snapshot.rows {
+			_ = f.Set(stmt.Context, row, v)
+		}
+	}
+	each.values = make([]any, 0, len(st.snapshot.rows)*len(each.columns))
+	for _, row := range st.snapshot.rows {
+		for _, f := range each.columns {
+			v, _ := f.ValueOf(stmt.Context, row)
+			each.values = append(each.values, v)
+		}
+	}
+	each.order = st.snapshot.keyOrder(st.spec)
+	for j, lf := range st.spec.locks {
+		if lf.kind == counterLock {
+			continue
+		}
+		if st.next == nil {
+			st.next = make([]any, len(st.spec.locks))
+		}
+		st.next[j] = st.snapshot.nextValue(st.spec, j, now)
+	}
+
+	perRow := len(st.spec.keys) + len(st.spec.locks) + len(each.columns)
+	if st.spec.dialect == "postgres" {
+		perRow += len(st.spec.keys) // the key-order lock
+	}
+	rows := len(st.snapshot.rows)
+	perChunk := max(1, (p.bindVarLimitFor(st.spec.dialect)-len(st.spec.locks)*2)/perRow)
+	for start := 0; start < rows; start += perChunk {
+		st.chunks = append(st.chunks, chunk{start, min(start+perChunk, rows)})
+	}
+	last := len(st.chunks) - 1
+	if !db.DryRun {
+		for _, c := range st.chunks[:last] {
+			s := sibling(db)
+			eachWrite{st: st, c: c}.Build(s)
+			written, err := execBuilt(db, s)
+			if db.AddError(err) != nil {
+				return
+			}
+			st.earlierWritten += written
+		}
+	}
+	st.before.save(stmt)
+	eachWrite{st: st, c: st.chunks[last]}.Build(stmt)
+	// gorm:update sends the statement as built; it refuses one without WHERE, which this has in its SQL.
+	stmt.AddClause(clause.Where{Exprs: []clause.Expression{clause.Expr{SQL: "1 = 1"}}})
+	st.snapshot.advance(stmt.Context, st.spec, st.next)
+}
+
+// keyOrder returns the row indices in primary-key order.
+func (s *snapshot) keyOrder(spec *lockSpec) []int {
+	w, k := len(spec.keys)+len(spec.locks), len(spec.keys)
+	order := make([]int, len(s.rows))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ka, kb := s.values[order[a]*w:order[a]*w+k], s.values[order[b]*w:order[b]*w+k]
+		for i := range ka {
+			if c := compareKeys(ka[i], kb[i]); c != 0 {
+				return c < 0
+			}
+		}
+		return false
+	})
+	return order
+}
+
+// eachWrite is the UPDATE of UpdateEach for the rows of chunk c (positions in key order).
+type eachWrite struct {
+	st *lockState
+	c  chunk
+}
+
+// Build writes the statement for the dialect:
+//
+//	PostgreSQL: UPDATE t SET c=v.c0, version=COALESCE(t.version,0)+1 FROM (VALUES (CAST(? AS int8),…),…) AS v(k0,l0,c0)
+//	            WHERE id = ANY(ARRAY(SELECT id … ORDER BY id FOR UPDATE)) AND t.id=v.k0 AND t.version=v.l0
+//	SQLite:     UPDATE t SET c=v.c0, … FROM (SELECT column1 AS k0, … FROM (VALUES (?,…),…)) AS v WHERE t.id=v.k0 AND …
+//	MySQL:      UPDATE (SELECT ? AS k0, ? AS l0, ? AS c0 UNION ALL SELECT ?,?,? …) AS v STRAIGHT_JOIN t
+//	            ON t.id=v.k0 AND t.version=v.l0 SET t.c=v.c0, t.version=COALESCE(t.version,0)+1
+func (w eachWrite) Build(b clause.Builder) {
+	switch w.st.spec.dialect {
+	case "mysql":
+		b.WriteString("UPDATE ")
+		w.writeRowsMySQL(b)
+		b.WriteString(" STRAIGHT_JOIN ")
+		b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
+		b.WriteString(" ON ")
+		w.writeMatch(b)
+		b.WriteString(" SET ")
+		w.writeSet(b, true)
+	case "postgres":
+		b.WriteString("UPDATE ")
+		b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
+		b.WriteString(" SET ")
+		w.writeSet(b, false)
+		b.WriteString(" FROM (VALUES ")
+		w.writeValueRows(b, true)
+		b.WriteString(") AS ")
+		b.WriteQuoted("v")
+		b.WriteByte('(')
+		w.writeAliases(b)
+		b.WriteString(") WHERE ")
+		w.predicate().buildKeyOrderLock(b)
+		w.writeMatch(b)
+	default:
+		b.WriteString("UPDATE ")
+		b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
+		b.WriteString(" SET ")
+		w.writeSet(b, false)
+		b.WriteString(" FROM (SELECT ")
+		for i := range w.width() {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("column" + strconv.Itoa(i+1) + " AS ")
+			b.WriteQuoted(w.alias(i))
+		}
+		b.WriteString(" FROM (VALUES ")
+		w.writeValueRows(b, false)
+		b.WriteString(")) AS ")
+		b.WriteQuoted("v")
+		b.WriteString(" WHERE ")
+		w.writeMatch(b)
+	}
+}
+
+// width is the number of values per row: keys, locks, then columns.
+func (w eachWrite) width() int {
+	return len(w.st.spec.keys) + len(w.st.spec.locks) + len(w.st.each.columns)
+}
+
+// alias names value i of a row: k0…, l0…, c0…; generated, never from the caller.
+func (w eachWrite) alias(i int) string {
+	k, l := len(w.st.spec.keys), len(w.st.spec.locks)
+	switch {
+	case i < k:
+		return "k" + strconv.Itoa(i)
+	case i < k+l:
+		return "l" + strconv.Itoa(i-k)
+	}
+	return "c" + strconv.Itoa(i-k-l)
+}
+
+func (w eachWrite) writeAliases(b clause.Builder) {
+	for i := range w.width() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteQuoted(w.alias(i))
+	}
+}
+
+// value returns value i of row r (in the caller's order).
+func (w eachWrite) value(r, i int) any {
+	spec, each := w.st.spec, w.st.each
+	k, l := len(spec.keys), len(spec.locks)
+	sw := k + l
+	switch {
+	case i < sw:
+		return w.st.snapshot.values[r*sw+i]
+	}
+	return each.values[r*len(each.columns)+i-sw]
+}
+
+// column returns the table column value i is matched with or written to.
+func (w eachWrite) column(i int) *schema.Field {
+	spec := w.st.spec
+	k, l := len(spec.keys), len(spec.locks)
+	switch {
+	case i < k:
+		return spec.keys[i].field
+	case i < k+l:
+		return spec.locks[i-k].field
+	}
+	return w.st.each.columns[i-k-l]
+}
+
+// writeValue binds value i of row r; timestamps of a lock are cast to the column's type on every row,
+// and on PostgreSQL the first row casts every value, which types the VALUES list.
+func (w eachWrite) writeValue(b clause.Builder, r, i int, typeRow bool) {
+	spec := w.st.spec
+	k, l := len(spec.keys), len(spec.locks)
+	v := []any{w.value(r, i)}
+	cast := ""
+	switch {
+	case i < k:
+		if typeRow {
+			cast = spec.keys[i].castType
+		}
+	case i < k+l:
+		if lf := spec.locks[i-k]; lf.kind == timeLock && spec.dialect == "postgres" || typeRow {
+			cast = lf.castType
+		}
+	default:
+		if typeRow && len(w.st.each.castTypes) > 0 {
+			cast = w.st.each.castTypes[i-k-l]
+		}
+		if spec.dialect == "mysql" && w.column(i).DataType == schema.Bytes {
+			// A derived table types a bare parameter as text in the connection's character set,
+			// which refuses bytes that are not valid in it.
+			cast = "BINARY"
+		}
+	}
+	if cast == "" {
+		b.AddVar(b, v...)
+		return
+	}
+	b.WriteString("CAST(")
+	b.AddVar(b, v...)
+	b.WriteString(" AS " + cast + ")")
+}
+
+// writeValueRows writes "(…),(…)" for the rows of the chunk, in key order.
+func (w eachWrite) writeValueRows(b clause.Builder, castFirst bool) {
+	for pos := w.c.start; pos < w.c.end; pos++ {
+		if pos > w.c.start {
+			b.WriteByte(',')
+		}
+		r := w.st.each.order[pos]
+		b.WriteByte('(')
+		for i := range w.width() {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			w.writeValue(b, r, i, castFirst && pos == w.c.start)
+		}
+		b.WriteByte(')')
+	}
+}
+
+// writeRowsMySQL writes the derived table "(SELECT ? AS k0, … UNION ALL SELECT ?, … ) AS v".
+func (w eachWrite) writeRowsMySQL(b clause.Builder) {
+	b.WriteByte('(')
+	for pos := w.c.start; pos < w.c.end; pos++ {
+		if pos > w.c.start {
+			b.WriteString(" UNION ALL ")
+		}
+		r := w.st.each.order[pos]
+		b.WriteString("SELECT ")
+		for i := range w.width() {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			w.writeValue(b, r, i, false)
+			if pos == w.c.start {
+				b.WriteString(" AS ")
+				b.WriteQuoted(w.alias(i))
+			}
+		}
+	}
+	b.WriteString(") AS ")
+	b.WriteQuoted("v")
+}
+
+// tableColumn writes t.column.
+func tableColumn(b clause.Builder, f *schema.Field) {
+	b.WriteQuoted(clause.Column{Table: clause.CurrentTable, Name: f.DBName})
+}
+
+// vColumn writes v.alias.
+func (w eachWrite) vColumn(b clause.Builder, i int) {
+	b.WriteQuoted(clause.Column{Table: "v", Name: w.alias(i)})
+}
+
+// writeMatch writes the join condition: keys equal, lock columns still as read (NULL as zero, SQLite
+// timestamps as instants, MySQL timestamps at the column's precision), and not soft-deleted.
+func (w eachWrite) writeMatch(b clause.Builder) {
+	spec := w.st.spec
+	k := len(spec.keys)
+	pred := w.predicate()
+	for i := range k + len(spec.locks) {
+		if i > 0 {
+			b.WriteString(" AND ")
+		}
+		f := w.column(i)
+		if i < k {
+			tableColumn(b, f)
+			b.WriteString(" = ")
+			w.vColumn(b, i)
+			continue
+		}
+		lf := spec.locks[i-k]
+		nullable := pred.nullable(i - k)
+		if lf.julian {
+			b.WriteString("julianday(")
+		}
+		if nullable {
+			b.WriteString("COALESCE(")
+			tableColumn(b, f)
+			b.WriteString(",")
+			if lf.kind == timeLock {
+				pred.writeBound(b, []any{time.Time{}}, lf.castType)
+			} else {
+				b.WriteString("0")
+			}
+			b.WriteString(")")
+		} else {
+			tableColumn(b, f)
+		}
+		if lf.julian {
+			b.WriteString(")")
+		}
+		b.WriteString(" = ")
+		switch {
+		case lf.julian:
+			b.WriteString("julianday(")
+			w.vColumn(b, i)
+			b.WriteString(")")
+		case lf.kind == timeLock && spec.dialect == "mysql":
+			b.WriteString("CAST(")
+			w.vColumn(b, i)
+			b.WriteString(" AS " + lf.castType + ")")
+		default:
+			w.vColumn(b, i)
+		}
+	}
+	if sd := w.st.each.softDelete; sd != nil {
+		b.WriteString(" AND ")
+		tableColumn(b, sd)
+		b.WriteString(" IS NULL")
+	}
+}
+
+// writeSet writes the assignments: each column from v, the lock columns advanced.
+func (w eachWrite) writeSet(b clause.Builder, qualify bool) {
+	spec := w.st.spec
+	k, l := len(spec.keys), len(spec.locks)
+	target := func(f *schema.Field) {
+		if qualify {
+			tableColumn(b, f)
+		} else {
+			b.WriteQuoted(clause.Column{Name: f.DBName})
+		}
+	}
+	for j, f := range w.st.each.columns {
+		if j > 0 {
+			b.WriteByte(',')
+		}
+		target(f)
+		b.WriteString(" = ")
+		w.vColumn(b, k+l+j)
+	}
+	for j, lf := range spec.locks {
+		b.WriteByte(',')
+		target(lf.field)
+		b.WriteString(" = ")
+		if lf.kind == counterLock {
+			b.WriteString("COALESCE(")
+			tableColumn(b, lf.field)
+			b.WriteString(", 0) + 1")
+			continue
+		}
+		b.AddVar(b, w.st.next[j])
+	}
+}
+
+// predicate is the lock predicate over the chunk's rows, for the key-order lock and NULL detection.
+func (w eachWrite) predicate() lockPredicate {
+	sw := len(w.st.spec.keys) + len(w.st.spec.locks)
+	values := make([]any, 0, (w.c.end-w.c.start)*sw)
+	for pos := w.c.start; pos < w.c.end; pos++ {
+		r := w.st.each.order[pos]
+		values = append(values, w.st.snapshot.values[r*sw:(r+1)*sw]...)
+	}
+	return lockPredicate{spec: w.st.spec, values: values, lockInKeyOrder: true}
+}
