@@ -37,6 +37,9 @@ type lockState struct {
 	undoErr error
 	// beforeSettle is the call's error just before GORM commits or rolls back, which can flatten it.
 	beforeSettle error
+	// hasConditions says the statement has conditions of its own (the caller's Where) besides the
+	// lock predicate: a refused write whose rows all hold what was read was excluded by them.
+	hasConditions bool
 	// each carries UpdateEach's columns and per-row values.
 	each *eachState
 	// advanceOnly marks a write that cannot be checked (no read rows, or Unchecked): its SET advances
@@ -314,6 +317,7 @@ func (p *Plugin) build(db *gorm.DB) {
 		}
 	}
 	set = withoutLockColumns(set, st.spec)
+	st.hasConditions = whereExprCount(stmt) > 0
 
 	now := db.NowFunc()
 	for j, lf := range st.spec.locks {
@@ -435,6 +439,7 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 		}
 	}
 	st.chunks = []chunk{{0, rows}}
+	st.hasConditions = whereExprCount(stmt) > 0
 	stmt.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(st.chunks[0])}})
 }
 
@@ -512,7 +517,9 @@ func (p *Plugin) check(db *gorm.DB) {
 			return
 		}
 		settleSavepoint(db, st, false)
-	} else if expected == 1 {
+	} else if expected == 1 && (st.callerTx || !st.inOwnOrGORMTx(db) || st.mayBeSaveOfNewRow(db.Statement)) {
+		// Inside GORM's (or the plugin's) own transaction the details wait for its rollback: a
+		// database that aborted that transaction (a Galera certification failure) would refuse them.
 		p.fillConflicts(db, st, db.Statement.ConnPool, "")
 		if st.isSaveOfNewRow(db.Statement) {
 			p.insertNewRow(db, st)
@@ -522,10 +529,16 @@ func (p *Plugin) check(db *gorm.DB) {
 	_ = db.AddError(st.refusal())
 }
 
-// isSaveOfNewRow reports a Save of one row that does not exist and whose lock values are all zero: a
-// new row with a key the client chose (a UUID, say). Save inserts it.
-func (st *lockState) isSaveOfNewRow(stmt *gorm.Statement) bool {
-	if st.op != updating || len(st.snapshot.rows) != 1 || st.absent != 1 || len(stmt.Selects) != 1 || stmt.Selects[0] != "*" {
+// inOwnOrGORMTx reports whether the write runs in a transaction GORM or the plugin opened for it.
+func (st *lockState) inOwnOrGORMTx(db *gorm.DB) bool {
+	_, gormTx := db.InstanceGet("gorm:started_transaction")
+	return gormTx || st.outerPool != nil
+}
+
+// mayBeSaveOfNewRow reports a Save of one row whose lock values are all zero: if the row does not
+// exist, it is inserted in the same transaction, so its details are needed before the rollback.
+func (st *lockState) mayBeSaveOfNewRow(stmt *gorm.Statement) bool {
+	if st.op != updating || len(st.snapshot.rows) != 1 || len(stmt.Selects) != 1 || stmt.Selects[0] != "*" {
 		return false
 	}
 	for j := range st.spec.locks {
@@ -534,6 +547,12 @@ func (st *lockState) isSaveOfNewRow(stmt *gorm.Statement) bool {
 		}
 	}
 	return true
+}
+
+// isSaveOfNewRow reports a Save of one row that does not exist and whose lock values are all zero: a
+// new row with a key the client chose (a UUID, say). Save inserts it.
+func (st *lockState) isSaveOfNewRow(stmt *gorm.Statement) bool {
+	return st.absent == 1 && st.mayBeSaveOfNewRow(stmt)
 }
 
 // insertNewRow inserts the row of a Save that found no row to update, with a plain INSERT (not GORM's
@@ -552,10 +571,17 @@ func (p *Plugin) insertNewRow(db *gorm.DB, st *lockState) {
 	}
 }
 
-// refusal is the error for a refused write: the conflict, or, once the details show that every row
-// still holds what was read, the statement's other conditions excluded them.
+// refusal is the error for a refused write: the conflict; or, once the details show that every row
+// still holds what was read, ErrNotMatched when the statement had conditions of its own that excluded
+// the rows. Without such conditions the rows only hold what was read again: a commit became visible
+// between the write and the read of its details (a read replica ahead of its primary shows this).
+// That is a conflict, and a retry succeeds.
 func (st *lockState) refusal() error {
 	if st.findConflicts || len(st.conflict.ConflictIDs) > 0 {
+		return st.conflict
+	}
+	if !st.hasConditions {
+		st.conflict.unknown(st, errHeldWhatWasRead)
 		return st.conflict
 	}
 	ids := make([]any, len(st.snapshot.rows))
@@ -564,6 +590,10 @@ func (st *lockState) refusal() error {
 	}
 	return &notMatchedError{table: st.conflict.Table, ids: ids}
 }
+
+// errHeldWhatWasRead explains a conflict whose rows held what was read again by the time their
+// details were read.
+var errHeldWhatWasRead = errors.New("every refused row held what was read again when its details were read: a concurrent commit became visible between the write and that read")
 
 // finish runs after GORM's commit or rollback: it settles the plugin's own transaction, reads the
 // conflicting keys once the failed write is undone, and puts the rows back if nothing was written.

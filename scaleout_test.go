@@ -919,6 +919,11 @@ func TestReplicaStaleReadsAreRefusedAndRetried(t *testing.T) {
 							switch {
 							case len(lockErr.Rows) != 1 || lockErr.Rows[0].ID != any(id):
 								problems.add("conflict on row %d names %v", id, lockErr.ConflictIDs)
+							case lockErr.Rows[0].Unknown && lockErr.DetailsErr != nil && !errors.As(lockErr.DetailsErr, new(*pgconn.PgError)):
+								// The row held what was read again when its details were read: a commit the
+								// replica showed first became visible on the primary in between. A conflict,
+								// with the reason; the details query itself did not fail.
+								c.ahead++
 							case lockErr.Rows[0].Unknown || lockErr.Rows[0].Deleted:
 								problems.add("conflict on row %d without its current state: %v", id, err)
 							default:
@@ -994,9 +999,7 @@ func TestReplicaStaleReadsAreRefusedAndRetried(t *testing.T) {
 			g.name, g.writers, g.calls, g.ok, g.retries, g.stale, g.ahead, g.notMatched, g.canceled, g.most)
 	}
 	assert.Positive(t, stale, "some reads from the replica were stale and refused")
-	if notMatched > 0 {
-		t.Logf("LIBRARY ISSUE: %d write(s) read from the replica were refused with ErrNotMatched (not retryable) although the statement has no condition but its lock: the primary's UPDATE had not yet seen a commit the replica already showed. Retried here as conflicts.", notMatched)
-	}
+	assert.Zero(t, notMatched, "writes with no condition but their lock refused with ErrNotMatched (a commit the replica showed before the primary's UPDATE saw it must be a conflict)")
 	t.Logf("PostgreSQL, reads from the streaming replica, writes to the primary, %d writers, %s: %d increments, %d stale reads refused, %d lost updates (%.0f increments/s)",
 		w, elapsed.Round(10*time.Millisecond), ok, stale, lost, float64(ok)/elapsed.Seconds())
 }
@@ -1187,7 +1190,7 @@ func scaleCount(statements []string, re *regexp.Regexp) int {
 // ErrNotMatched: the write has no condition but its lock.
 func TestReplicaCommitVisibleOnReplicaFirstIsAConflict(t *testing.T) {
 	if os.Getenv("OPTLOCK_SCALE_REPRO") != "1" {
-		t.Skip("reproduces a known issue (optlock reports ErrNotMatched, not a conflict, here); set OPTLOCK_SCALE_REPRO=1 to run it")
+		t.Skip("stages a commit visible on the replica before the primary by reconfiguring the primary and waiting for it to reload (timing-sensitive, so not run by default); set OPTLOCK_SCALE_REPRO=1 to run it")
 	}
 	pg := scalePGServers(t)
 	pg.scaleSeed(t, 1)

@@ -85,6 +85,9 @@ func eachRequestOf(db *gorm.DB) (eachRequest, bool) {
 // prepareEach resolves the columns of an UpdateEach against the schema.
 func (p *Plugin) prepareEach(db *gorm.DB, st *lockState, names []string) error {
 	s := db.Statement.Schema
+	if whereExprCount(db.Statement) > 0 {
+		return invalidf("UpdateEach writes the rows it is given, by key: it takes no Where conditions; filter the rows before the call")
+	}
 	isLockOrKey := func(f *schema.Field) bool {
 		if f.PrimaryKey {
 			return true
