@@ -363,4 +363,3 @@ func TestUpdateEachConcurrentOverlappingWriters(t *testing.T) {
 		}
 	})
 }
-
