@@ -299,3 +299,32 @@ func ExampleUnchecked() {
 	fmt.Println(err, acc.Balance, acc.Version)
 	// Output: <nil> 0 5
 }
+
+func ExampleUpdateEach() {
+	db, done := exampleDB()
+	defer done()
+
+	// Read, change each row differently in memory, write them all back in one checked statement.
+	var accounts []Account
+	db.Order("id").Find(&accounts)
+	for i := range accounts {
+		accounts[i].Balance += 10 * (i + 1) // interest, per account
+	}
+	res := optlock.UpdateEach(db, &accounts, "balance")
+	fmt.Println(res.Error, res.RowsAffected)
+	for _, a := range accounts {
+		fmt.Println(a.Owner, a.Balance, a.Version)
+	}
+
+	// A stale copy of the rows is refused as a whole: nothing is written.
+	stale := append([]Account(nil), accounts...)
+	stale[1].Version = 1
+	var conflict *optlock.OptimisticLockError
+	fmt.Println(errors.As(optlock.UpdateEach(db, &stale).Error, &conflict), conflict.ConflictIDs)
+	// Output:
+	// <nil> 3
+	// ann 110 2
+	// bo 70 2
+	// cy 100 2
+	// true [2]
+}
