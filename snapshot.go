@@ -231,6 +231,16 @@ func asInt64(v reflect.Value) int64 {
 
 // sortedByKey returns a copy of values with the rows in primary-key order.
 func (s *snapshot) sortedByKey(spec *lockSpec) []any {
+	w := len(spec.keys) + len(spec.locks)
+	sorted := make([]any, 0, len(s.values))
+	for _, i := range s.keyOrder(spec) {
+		sorted = append(sorted, s.values[i*w:(i+1)*w]...)
+	}
+	return sorted
+}
+
+// keyOrder returns the row indices in primary-key order.
+func (s *snapshot) keyOrder(spec *lockSpec) []int {
 	w, k := len(spec.keys)+len(spec.locks), len(spec.keys)
 	order := make([]int, len(s.rows))
 	for i := range order {
@@ -245,11 +255,7 @@ func (s *snapshot) sortedByKey(spec *lockSpec) []any {
 		}
 		return false
 	})
-	sorted := make([]any, 0, len(s.values))
-	for _, i := range order {
-		sorted = append(sorted, s.values[i*w:(i+1)*w]...)
-	}
-	return sorted
+	return order
 }
 
 // compareKeys orders two key values of one column: numbers, strings and times by value, anything else

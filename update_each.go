@@ -2,7 +2,6 @@ package optlock
 
 import (
 	"reflect"
-	"sort"
 	"strconv"
 	"time"
 
@@ -220,25 +219,6 @@ func (p *Plugin) buildEach(db *gorm.DB, st *lockState) {
 	// gorm:update sends the statement as built; it refuses one without WHERE, which this has in its SQL.
 	stmt.AddClause(clause.Where{Exprs: []clause.Expression{clause.Expr{SQL: "1 = 1"}}})
 	st.snapshot.advance(stmt.Context, st.spec, st.next)
-}
-
-// keyOrder returns the row indices in primary-key order.
-func (s *snapshot) keyOrder(spec *lockSpec) []int {
-	w, k := len(spec.keys)+len(spec.locks), len(spec.keys)
-	order := make([]int, len(s.rows))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool {
-		ka, kb := s.values[order[a]*w:order[a]*w+k], s.values[order[b]*w:order[b]*w+k]
-		for i := range ka {
-			if c := compareKeys(ka[i], kb[i]); c != 0 {
-				return c < 0
-			}
-		}
-		return false
-	})
-	return order
 }
 
 // eachWrite is the UPDATE of UpdateEach for the rows of chunk c (positions in key order).
