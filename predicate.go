@@ -77,6 +77,10 @@ func (p lockPredicate) Build(b clause.Builder) {
 		p.buildOne(b)
 		return
 	}
+	if p.usesIntArrays() {
+		p.buildIntArrays(b)
+		return
+	}
 	w := p.width()
 	if p.lockInKeyOrder && p.spec.dialect == "postgres" {
 		p.buildKeyOrderLock(b)

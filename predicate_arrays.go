@@ -1,0 +1,151 @@
+package optlock
+
+import (
+	"database/sql/driver"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"gorm.io/gorm/clause"
+)
+
+// On PostgreSQL a bulk write whose key and lock columns are all integers binds them as arrays: three
+// parameters and one SQL text for any number of rows, so pgx prepares the statement once and the
+// planner does not re-plan a list of thousands of values on every call:
+//
+//	"id" = ANY(ARRAY(SELECT "id" FROM "items" WHERE "id" = ANY(CAST(CAST($1 AS text) AS bigint[])) ORDER BY "id" FOR UPDATE))
+//	AND ("id","version") IN (SELECT * FROM unnest(CAST(CAST($2 AS text) AS bigint[]), CAST(CAST($3 AS text) AS bigint[])))
+//
+// The first condition is the key-order lock (an init plan); the second the check. A lock value that may
+// be stored as NULL is compared as COALESCE(column, 0).
+
+// usesIntArrays reports whether the predicate can bind its keys and locks as integer arrays.
+func (p lockPredicate) usesIntArrays() bool {
+	if p.spec.dialect != "postgres" || p.rows() < 2 || !p.lockInKeyOrder {
+		return false
+	}
+	for _, k := range p.spec.keys {
+		if !isIntegerField(k.field.FieldType) {
+			return false
+		}
+	}
+	for _, l := range p.spec.locks {
+		if l.kind == timeLock {
+			return false
+		}
+	}
+	return true
+}
+
+func isIntegerField(t reflect.Type) bool {
+	counter, _ := lockValueKind(t)
+	return counter
+}
+
+// buildIntArrays writes the array form of the predicate.
+func (p lockPredicate) buildIntArrays(b clause.Builder) {
+	w, k := p.width(), len(p.spec.keys)
+	column := func(i int) { b.WriteQuoted(clause.Column{Name: p.column(i).DBName}) }
+	array := func(i int) {
+		values := make(pgIntArray, p.rows())
+		for r := range values {
+			values[r] = asInt64(reflect.ValueOf(p.values[r*w+i]))
+		}
+		// Typed as text, the parameter goes to the server as the array's text, which PostgreSQL parses;
+		// typed as bigint[], pgx would parse the text into a Go slice and encode it again.
+		b.WriteString("CAST(CAST(")
+		b.AddVar(b, values)
+		b.WriteString(" AS text) AS bigint[])")
+	}
+	keys := func() {
+		if k > 1 {
+			b.WriteByte('(')
+		}
+		for i := range k {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			column(i)
+		}
+		if k > 1 {
+			b.WriteByte(')')
+		}
+	}
+	// The key-order lock.
+	keys()
+	if k == 1 {
+		b.WriteString(" = ANY(ARRAY(SELECT ")
+		column(0)
+		b.WriteString(" FROM ")
+		b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
+		b.WriteString(" WHERE ")
+		column(0)
+		b.WriteString(" = ANY(")
+		array(0)
+		b.WriteString(") ORDER BY ")
+		column(0)
+		b.WriteString(" FOR UPDATE))")
+	} else {
+		b.WriteString(" IN (SELECT ")
+		for i := range k {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			column(i)
+		}
+		b.WriteString(" FROM ")
+		b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
+		b.WriteString(" WHERE ")
+		keys()
+		b.WriteString(" IN (SELECT * FROM unnest(")
+		for i := range k {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			array(i)
+		}
+		b.WriteString(")) ORDER BY ")
+		for i := range k {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			column(i)
+		}
+		b.WriteString(" FOR UPDATE)")
+	}
+	// The check.
+	b.WriteString(" AND (")
+	for i := range w {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		p.writeColumn(b, i, i >= k && p.nullable(i-k))
+	}
+	b.WriteString(") IN (SELECT * FROM unnest(")
+	for i := range w {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		array(i)
+	}
+	b.WriteString("))")
+}
+
+// pgIntArray binds a list of integers as one PostgreSQL array parameter, in its text form.
+type pgIntArray []int64
+
+// Value implements driver.Valuer.
+func (a pgIntArray) Value() (driver.Value, error) {
+	var sb strings.Builder
+	sb.Grow(len(a)*8 + 2)
+	sb.WriteByte('{')
+	buf := make([]byte, 0, 20)
+	for i, v := range a {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.Write(strconv.AppendInt(buf[:0], v, 10))
+	}
+	sb.WriteByte('}')
+	return sb.String(), nil
+}
