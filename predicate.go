@@ -81,6 +81,10 @@ func (p lockPredicate) Build(b clause.Builder) {
 		p.buildIntArrays(b)
 		return
 	}
+	if p.usesJSON() {
+		p.buildJSON(b)
+		return
+	}
 	w := p.width()
 	if p.lockInKeyOrder && p.spec.dialect == "postgres" {
 		p.buildKeyOrderLock(b)
