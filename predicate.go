@@ -16,6 +16,9 @@ import (
 //	many rows, SQLite:   id IN (?, ?) AND (id, version) IN (VALUES (?, ?), (?, ?))
 //	many rows, Postgres: (id, version) IN (VALUES (CAST(? AS bigint), CAST(? AS bigint)), (?, ?))
 //
+// with integer keys and versions, PostgreSQL binds arrays instead (predicate_arrays.go) and SQLite one
+// JSON object (predicate_json.go).
+//
 // PostgreSQL plans a long row-value IN list as a chain of ORs, slow to plan and to JIT-compile; a
 // VALUES list is planned as a join on the primary key. MySQL and MariaDB plan a row-value IN as a
 // range on the primary key. SQLite scans the whole table for a row-value IN, so it first gets the
