@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -59,6 +60,19 @@ type lockSpec struct {
 	locks   []lockField
 	// shared lists the column fields GORM reaches through a pointer (see behindPointer).
 	shared []*schema.Field
+	// stored are the table's column types as the database has them, read once (storedColumns).
+	stored     map[string]gorm.ColumnType
+	storedOnce sync.Once
+}
+
+// storedTypes returns the table's column types, reading them on first use.
+func (s *lockSpec) storedTypes(p *Plugin, stmt *gorm.Statement) map[string]gorm.ColumnType {
+	s.storedOnce.Do(func() {
+		if s.stored == nil {
+			s.stored = storedColumns(p, stmt)
+		}
+	})
+	return s.stored
 }
 
 // fieldCacheKey identifies one resolution of lock fields.
@@ -102,7 +116,7 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 	if err != nil {
 		return nil, err
 	}
-	spec := &lockSpec{dialect: key.dialect, locks: locks, shared: behindPointer(stmt.Schema)}
+	spec := &lockSpec{dialect: key.dialect, locks: locks, shared: behindPointer(stmt.Schema), stored: columns}
 	for _, f := range stmt.Schema.PrimaryFields {
 		spec.keys = append(spec.keys, keyField{field: f, castType: postgresCastType(stmt, f)})
 	}

@@ -134,7 +134,7 @@ func (p *Plugin) prepareEach(db *gorm.DB, st *lockState, names []string) error {
 		each.softDelete = softDeleteField(s)
 	}
 	if st.spec.dialect == "postgres" {
-		columns := storedColumns(p, db.Statement)
+		columns := st.spec.storedTypes(p, db.Statement)
 		for _, f := range fields {
 			each.castTypes = append(each.castTypes, columnCastType(db.Statement, f, columns))
 		}
