@@ -142,6 +142,10 @@ func TestGuardedWritesWithoutReadRowsAdvanceTheLock(t *testing.T) {
 		require.ErrorIs(t, err, optlock.ErrInvalidLock, "the version cannot be set by hand")
 		err = db.Save(&[]Wallet{stored[wallets[2].ID]}).Error
 		require.ErrorIs(t, err, optlock.ErrInvalidLock, "Save of a slice is an upsert")
+
+		// A delete by query cannot be checked either; the rows it removes have no lock left to advance.
+		require.NoError(t, db.Where("owner = ?", "b").Delete(&Wallet{}).Error)
+		assert.EqualValues(t, 2, countRows(t, db, &Wallet{}))
 	}, optlock.Guard(&Wallet{}))
 }
 
