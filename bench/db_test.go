@@ -20,6 +20,8 @@ type target struct {
 	name    string
 	db      *gorm.DB
 	counter *roundtrip.Counter
+	// plain is plain GORM on the same connections (through counter), without the optlock plugin.
+	plain *gorm.DB
 }
 
 // targets opens SQLite (a file in a temporary directory), PostgreSQL and MariaDB/MySQL at the same
@@ -29,15 +31,23 @@ func targets(b *testing.B) []target {
 	dialectors := []struct {
 		name string
 		open func() gorm.Dialector
+		// over opens the same dialect on connections already open.
+		over func(conn gorm.ConnPool) gorm.Dialector
 	}{
 		{"sqlite", func() gorm.Dialector {
 			return sqlite.Open(testenv.SQLiteDSN(filepath.Join(b.TempDir(), "bench.db")))
+		}, func(conn gorm.ConnPool) gorm.Dialector {
+			return sqlite.New(sqlite.Config{Conn: conn})
 		}},
 		{"postgres", func() gorm.Dialector {
 			return postgres.Open(testenv.PostgresDSN())
+		}, func(conn gorm.ConnPool) gorm.Dialector {
+			return postgres.New(postgres.Config{Conn: conn})
 		}},
 		{"mysql", func() gorm.Dialector {
 			return mysql.Open(testenv.MySQLDSN())
+		}, func(conn gorm.ConnPool) gorm.Dialector {
+			return mysql.New(mysql.Config{Conn: conn})
 		}},
 	}
 	var out []target
@@ -60,13 +70,17 @@ func targets(b *testing.B) []target {
 		if err != nil {
 			b.Fatal(err)
 		}
+		plain, err := gorm.Open(d.over(counter), &gorm.Config{Logger: logger.Discard})
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Cleanup(func() {
 			_ = db.Migrator().DropTable(&Item{}, &OfficialItem{}, &ConflictItem{})
 			if conn, err := db.DB(); err == nil {
 				conn.Close()
 			}
 		})
-		out = append(out, target{d.name, db, counter})
+		out = append(out, target{d.name, db, counter, plain})
 	}
 	return out
 }

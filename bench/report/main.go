@@ -60,12 +60,16 @@ func main() {
 		groups[group] = append(groups[group], name)
 	}
 
-	var conflicts []string
+	var conflicts, eachGroups []string
 	header := false
 	for _, group := range groupOrder {
 		family := strings.SplitN(group, "/", 2)[0]
 		if family == "BenchmarkConflict" { // its own table, below
 			conflicts = append(conflicts, groups[group]...)
+			continue
+		}
+		if family == "BenchmarkEach" { // its own table, below
+			eachGroups = append(eachGroups, group)
 			continue
 		}
 		if !header {
@@ -98,6 +102,84 @@ func main() {
 		fmt.Println()
 	}
 	conflictTable(conflicts, samples)
+	if (header || len(conflicts) > 0) && len(eachGroups) > 0 {
+		fmt.Println()
+	}
+	eachTable(eachGroups, samples)
+}
+
+// The variants of BenchmarkEach: (a), (b), (c) and the paired conflict/success calls of (d).
+const (
+	eachLoop     = "optlock-updatesafely-loop-in-tx"
+	eachSave     = "gorm-save-loop-in-tx-unchecked"
+	eachOne      = "optlock-updateeach"
+	eachConflict = "optlock-updateeach-conflict"
+)
+
+// eachTable prints BenchmarkEach, one line per database and N: the median time of (a) the UpdateSafely
+// loop, (b) the unchecked Save loop and (c) UpdateEach; a/c and b/c (ratio of the medians, and the
+// range of the per-round ratios); (d) the conflict call's median time and conflict/success (median and
+// range of the per-round paired ratios); round trips per call of each.
+func eachTable(groups []string, samples map[string]sample) {
+	if len(groups) == 0 {
+		return
+	}
+	fmt.Println("| database | N | (a) UpdateSafely loop | (b) Save loop, unchecked | (c) UpdateEach | a/c | b/c | (d) conflict | conflict/success | round trips per call a, b, c, d |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, group := range groups {
+		parts := strings.Split(group, "/") // BenchmarkEach/mysql/N=1000
+		a, b, c, d := samples[group+"/"+eachLoop], samples[group+"/"+eachSave], samples[group+"/"+eachOne], samples[group+"/"+eachConflict]
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s, %s, %s, %s |\n",
+			parts[1], strings.TrimPrefix(parts[len(parts)-1], "N="),
+			ms(median(a["ns/op"])), ms(median(b["ns/op"])), ms(median(c["ns/op"])),
+			ratioWithRange(a["ns/op"], c["ns/op"]), ratioWithRange(b["ns/op"], c["ns/op"]),
+			ms(median(d["conflict-ns/op"])), medianWithRange(d["conflict/success"]),
+			num(a["roundtrips/op"]), num(b["roundtrips/op"]), num(c["roundtrips/op"]), num(d["conflict-roundtrips/op"]))
+	}
+}
+
+// ratioWithRange is median(num)/median(den), with the range of the per-round ratios when both have a
+// value in every round.
+func ratioWithRange(num, den []float64) string {
+	if len(num) == 0 || len(den) == 0 || median(den) == 0 {
+		return ""
+	}
+	out := fmt.Sprintf("%.1f", median(num)/median(den))
+	if len(num) == len(den) && len(num) > 1 {
+		var rs []float64
+		for i := range num {
+			if den[i] > 0 {
+				rs = append(rs, num[i]/den[i])
+			}
+		}
+		sort.Float64s(rs)
+		out += fmt.Sprintf(" (%.1f–%.1f)", rs[0], rs[len(rs)-1])
+	}
+	return out
+}
+
+// medianWithRange is the median of xs and their range.
+func medianWithRange(xs []float64) string {
+	if len(xs) == 0 {
+		return ""
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 1 {
+		return fmt.Sprintf("%.2f", s[0])
+	}
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", median(s), s[0], s[len(s)-1])
+}
+
+// ms writes a time in milliseconds.
+func ms(ns float64) string {
+	if ns == 0 {
+		return ""
+	}
+	if ns < 1e6 {
+		return fmt.Sprintf("%.3f ms", ns/1e6)
+	}
+	return fmt.Sprintf("%.2f ms", ns/1e6)
 }
 
 // conflictTable prints BenchmarkConflict: each path's median time, allocations and round trips, and
