@@ -32,7 +32,8 @@ type lockRequest struct {
 //
 // The same holds for Update, UpdateColumn(s) and Save of one struct (a stale Save neither updates nor
 // inserts), and for Delete of a struct or a slice, soft delete included. Save of a slice, an upsert,
-// is refused. Statements without the scope are never changed by the plugin.
+// is refused. Statements without the scope, of models that are not guarded ([Guard]), are never changed
+// by the plugin.
 func WithLock(fields ...string) func(*gorm.DB) *gorm.DB {
 	requested := append([]string(nil), fields...)
 	return func(db *gorm.DB) *gorm.DB {
