@@ -42,31 +42,30 @@ func isIntegerField(t reflect.Type) bool {
 	return counter
 }
 
-// buildIntArrays writes the array form of the predicate.
+// buildIntArrays writes the array form of the predicate. Each column's array is built once, and bound
+// wherever the statement needs it.
 func (p lockPredicate) buildIntArrays(b clause.Builder) {
 	w, k := p.width(), len(p.spec.keys)
+	arrays := make([]pgIntArray, w)
+	for i := range arrays {
+		arrays[i] = make(pgIntArray, p.rows())
+		for r := range arrays[i] {
+			arrays[i][r] = asInt64(reflect.ValueOf(p.values[r*w+i]))
+		}
+	}
 	column := func(i int) { b.WriteQuoted(clause.Column{Name: p.column(i).DBName}) }
 	array := func(i int) {
-		values := make(pgIntArray, p.rows())
-		for r := range values {
-			values[r] = asInt64(reflect.ValueOf(p.values[r*w+i]))
-		}
 		// Typed as text, the parameter goes to the server as the array's text, which PostgreSQL parses;
 		// typed as bigint[], pgx would parse the text into a Go slice and encode it again.
 		b.WriteString("CAST(CAST(")
-		b.AddVar(b, values)
+		b.AddVar(b, arrays[i])
 		b.WriteString(" AS text) AS bigint[])")
 	}
 	keys := func() {
 		if k > 1 {
 			b.WriteByte('(')
 		}
-		for i := range k {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			column(i)
-		}
+		writeList(b, k, column)
 		if k > 1 {
 			b.WriteByte(')')
 		}
@@ -87,48 +86,33 @@ func (p lockPredicate) buildIntArrays(b clause.Builder) {
 		b.WriteString(" FOR UPDATE))")
 	} else {
 		b.WriteString(" IN (SELECT ")
-		for i := range k {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			column(i)
-		}
+		writeList(b, k, column)
 		b.WriteString(" FROM ")
 		b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
 		b.WriteString(" WHERE ")
 		keys()
 		b.WriteString(" IN (SELECT * FROM unnest(")
-		for i := range k {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			array(i)
-		}
+		writeList(b, k, array)
 		b.WriteString(")) ORDER BY ")
-		for i := range k {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			column(i)
-		}
+		writeList(b, k, column)
 		b.WriteString(" FOR UPDATE)")
 	}
 	// The check.
 	b.WriteString(" AND (")
-	for i := range w {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		p.writeColumn(b, i, i >= k && p.nullable(i-k))
-	}
+	writeList(b, w, func(i int) { p.writeColumn(b, i, i >= k && p.nullable(i-k)) })
 	b.WriteString(") IN (SELECT * FROM unnest(")
-	for i := range w {
+	writeList(b, w, array)
+	b.WriteString("))")
+}
+
+// writeList calls write for 0 … n-1, with commas between.
+func writeList(b clause.Builder, n int, write func(i int)) {
+	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		array(i)
+		write(i)
 	}
-	b.WriteString("))")
 }
 
 // pgIntArray binds a list of integers as one PostgreSQL array parameter, in its text form.
