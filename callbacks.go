@@ -59,17 +59,17 @@ type lockState struct {
 	sortedValues []any
 	// earlierWritten counts the rows the plugin's own statements wrote for the earlier chunks.
 	earlierWritten int64
-	// before holds the WHERE and SET clauses as they were before build, to be put back by finish:
+	// before holds the WHERE, SET and FROM clauses as they were before build, to be put back by finish:
 	// a *gorm.DB kept and reused (db.Scopes(...) in a repository) must not carry one call's
 	// predicate into the next.
 	before savedClauses
 }
 
-// savedClauses is a copy of a statement's WHERE and SET clauses, and of the mark that switches off
-// gorm.io/plugin/optimisticlock's own clause.
+// savedClauses is a copy of a statement's WHERE, SET and FROM clauses, and of the mark that switches
+// off gorm.io/plugin/optimisticlock's own clause.
 type savedClauses struct {
-	saved, hadWhere, hadSet, hadOfficial bool
-	where, set, official                 clause.Clause
+	saved, hadWhere, hadSet, hadFrom, hadOfficial bool
+	where, set, from, official                    clause.Clause
 }
 
 // officialLockMark is the clause name with which gorm.io/plugin/optimisticlock's Version type marks a
@@ -82,6 +82,7 @@ func (c *savedClauses) save(stmt *gorm.Statement) {
 	c.saved = true
 	c.where, c.hadWhere = stmt.Clauses["WHERE"]
 	c.set, c.hadSet = stmt.Clauses["SET"]
+	c.from, c.hadFrom = stmt.Clauses["FROM"]
 	c.official, c.hadOfficial = stmt.Clauses[officialLockMark]
 	stmt.Clauses[officialLockMark] = clause.Clause{}
 }
@@ -92,6 +93,7 @@ func (c *savedClauses) restore(stmt *gorm.Statement) {
 	}
 	restoreClause(stmt, "WHERE", c.hadWhere, c.where)
 	restoreClause(stmt, "SET", c.hadSet, c.set)
+	restoreClause(stmt, "FROM", c.hadFrom, c.from)
 	restoreClause(stmt, officialLockMark, c.hadOfficial, c.official)
 }
 
@@ -343,7 +345,7 @@ func (p *Plugin) build(db *gorm.DB) {
 			st.earlierWritten += written
 		}
 	}
-	stmt.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(st.chunks[last])}})
+	addUpdatePredicate(stmt, st.chunkPredicate(st.chunks[last]))
 	// AfterUpdate hooks see the advanced lock fields; finish puts the rows back if the write fails.
 	st.snapshot.advance(stmt.Context, st.spec, st.next)
 }

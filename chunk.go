@@ -35,6 +35,10 @@ func (st *lockState) chunkPredicate(c chunk) lockPredicate {
 // predicate is added.
 func (p *Plugin) planChunks(db *gorm.DB, st *lockState) []chunk {
 	rows := len(st.snapshot.rows)
+	whole := lockPredicate{spec: st.spec, values: st.snapshot.values, lockInKeyOrder: true}
+	if whole.bindsConstant() {
+		return []chunk{{0, rows}}
+	}
 	width := st.spec.paramsPerRow()
 	limit := p.bindVarLimitFor(st.spec.dialect)
 	perChunk := rows
@@ -65,7 +69,7 @@ func execChunk(db *gorm.DB, st *lockState, c chunk) (int64, error) {
 			s.AddClause(modifier)
 		}
 	}
-	s.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(c)}})
+	addUpdatePredicate(s, st.chunkPredicate(c))
 	s.Build(stmt.BuildClauses...)
 	return execBuilt(db, s)
 }

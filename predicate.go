@@ -72,6 +72,10 @@ func (s *lockSpec) paramsPerRow() int {
 	return n
 }
 
+// bindsConstant says whether the predicate binds a fixed number of parameters, whatever its rows:
+// then no write needs to be split for the database's bind-parameter limit.
+func (p lockPredicate) bindsConstant() bool { return p.usesIntArrays() || p.usesJSON() }
+
 func (p lockPredicate) rows() int { return len(p.values) / p.width() }
 
 // Build writes the condition; GORM calls it while building the statement.

@@ -1,7 +1,9 @@
 package optlock
 
 import (
+	"cmp"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -9,8 +11,9 @@ import (
 )
 
 // On SQLite a bulk write with one integer key and one integer version binds its rows as one JSON
-// object {"<id>": version, ...}: two parameters instead of three per row, far cheaper for SQLite to
-// prepare, with the rows still found through the primary key:
+// object {"<id>": version, ...}, in key order: one parameter instead of two or three per row, far
+// cheaper for SQLite to prepare. An UPDATE joins the object in FROM (update_join.go); a DELETE, which
+// has no FROM, tests it in WHERE, where the rows are still found through the primary key:
 //
 //	"id" IN (SELECT CAST(key AS INTEGER) FROM json_each(?))
 //	AND ("id","version") IN (SELECT CAST(key AS INTEGER), value FROM json_each(?))
@@ -25,24 +28,42 @@ func (p lockPredicate) usesJSON() bool {
 	return isIntegerField(p.spec.keys[0].field.FieldType) && p.spec.locks[0].kind == counterLock
 }
 
-// buildJSON writes the JSON form of the predicate.
-func (p lockPredicate) buildJSON(b clause.Builder) {
+// jsonRows returns the rows as one JSON object from key to lock value, in key order: SQLite then
+// looks the rows up one after the other along the primary key.
+func (p lockPredicate) jsonRows() string {
+	n := p.rows()
+	keys, locks := make([]int64, n), make([]int64, n)
+	for r := range n {
+		keys[r] = asInt64(reflect.ValueOf(p.values[r*2]))
+		locks[r] = asInt64(reflect.ValueOf(p.values[r*2+1]))
+	}
+	order := make([]int, n)
+	for r := range order {
+		order[r] = r
+	}
+	if !slices.IsSorted(keys) {
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
+	}
 	var sb strings.Builder
-	sb.Grow(p.rows() * 12)
+	sb.Grow(n * 12)
 	sb.WriteByte('{')
 	buf := make([]byte, 0, 20)
-	for r := range p.rows() {
-		if r > 0 {
+	for i, r := range order {
+		if i > 0 {
 			sb.WriteByte(',')
 		}
 		sb.WriteByte('"')
-		sb.Write(strconv.AppendInt(buf[:0], asInt64(reflect.ValueOf(p.values[r*2])), 10))
+		sb.Write(strconv.AppendInt(buf[:0], keys[r], 10))
 		sb.WriteString(`":`)
-		sb.Write(strconv.AppendInt(buf[:0], asInt64(reflect.ValueOf(p.values[r*2+1])), 10))
+		sb.Write(strconv.AppendInt(buf[:0], locks[r], 10))
 	}
 	sb.WriteByte('}')
-	rows := sb.String()
+	return sb.String()
+}
 
+// buildJSON writes the JSON form of the predicate for a WHERE clause.
+func (p lockPredicate) buildJSON(b clause.Builder) {
+	rows := p.jsonRows()
 	b.WriteQuoted(clause.Column{Name: p.column(0).DBName})
 	b.WriteString(" IN (SELECT CAST(key AS INTEGER) FROM json_each(")
 	b.AddVar(b, rows)

@@ -40,6 +40,18 @@ func (l *statementLog) count(keyword string) int {
 	return n
 }
 
+// find returns the first recorded statement that starts with keyword (case-insensitive), or "".
+func (l *statementLog) find(keyword string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.sqls {
+		if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(s)), keyword) {
+			return s
+		}
+	}
+	return ""
+}
+
 // recording returns a session of db whose statements are recorded in the returned log.
 func recording(db *gorm.DB) (*gorm.DB, *statementLog) {
 	log := &statementLog{Interface: logger.Discard}

@@ -1,0 +1,65 @@
+package tests
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/go-optlock/optlock"
+)
+
+// Entry has columns named as SQLite's json_each names its own (key, value, type, path) and as the
+// form helpers' usual aliases: a bulk write that joins its rows must keep the table's columns
+// unambiguous, in SET, in the caller's conditions and in the check.
+type Entry struct {
+	ID      uint   `gorm:"primaryKey"`
+	Key     string `gorm:"size:32"`
+	Value   int
+	Type    string `gorm:"size:16"`
+	Path    string `gorm:"size:16"`
+	Version int64
+}
+
+func (Entry) TableName() string { return "core_entries" }
+
+func TestBulkWriteOfColumnsNamedLikeTheFormsOwn(t *testing.T) {
+	eachDB(t, []any{&Entry{}}, func(t *testing.T, db *gorm.DB) {
+		entries := make([]Entry, 20)
+		for i := range entries {
+			entries[i] = Entry{Key: "k", Value: i, Type: "t", Path: "a", Version: 1}
+		}
+		require.NoError(t, db.Create(&entries).Error)
+		load := func() map[uint]Entry {
+			var rows []Entry
+			require.NoError(t, db.Order("id").Find(&rows).Error)
+			byID := map[uint]Entry{}
+			for _, e := range rows {
+				byID[e.ID] = e
+			}
+			return byID
+		}
+		write := func(path string) *gorm.DB {
+			scoped := db.Where("value >= ?", 0).Where(map[string]any{"type": "t", "key": "k"})
+			return optlock.UpdateSafely(scoped, &entries, map[string]any{"value": gorm.Expr("value + ?", 100), "path": path})
+		}
+
+		res := write("b")
+		require.NoError(t, res.Error)
+		assert.EqualValues(t, 20, res.RowsAffected)
+		for i, e := range entries {
+			stored := load()[e.ID]
+			assert.Equal(t, i+100, stored.Value)
+			assert.Equal(t, "b", stored.Path)
+			assert.EqualValues(t, 2, stored.Version)
+			assert.EqualValues(t, 2, e.Version)
+		}
+
+		require.NoError(t, db.Model(&Entry{}).Where("id IN ?", []uint{entries[3].ID, entries[17].ID}).
+			Update("version", gorm.Expr("version + 1")).Error)
+		before := load()
+		requireConflict(t, write("c").Error, entries[3].ID, entries[17].ID)
+		assert.Equal(t, before, load(), "nothing written")
+	})
+}
