@@ -45,7 +45,7 @@ func (p lockPredicate) jsonRows() string {
 		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
 	}
 	var sb strings.Builder
-	sb.Grow(n * 12)
+	sb.Grow(n * 24)
 	sb.WriteByte('{')
 	buf := make([]byte, 0, 20)
 	for i, r := range order {

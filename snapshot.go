@@ -32,10 +32,11 @@ func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value) (*sn
 	}
 	width := len(spec.keys) + len(spec.locks)
 	s := &snapshot{rows: rows, values: make([]any, 0, len(rows)*width)}
+	// Rows with one integer key, as read in key order, are told apart by their order alone; the map
+	// of keys seen is built only for rows out of that order.
 	var seen map[any]int
-	if len(rows) > 1 {
-		seen = make(map[any]int, len(rows))
-	}
+	ascending := len(spec.keys) == 1 && isIntegerField(spec.keys[0].field.FieldType)
+	var last int64
 	for i, row := range rows {
 		start := len(s.values)
 		for _, k := range spec.keys {
@@ -45,7 +46,21 @@ func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value) (*sn
 			}
 			s.values = append(s.values, v)
 		}
-		if seen != nil {
+		inOrder := false
+		if ascending {
+			if key := asInt64(reflect.ValueOf(s.values[start])); i == 0 || key > last {
+				last, inOrder = key, true
+			} else {
+				ascending = false
+			}
+		}
+		if !inOrder && i > 0 && seen == nil {
+			seen = make(map[any]int, len(rows))
+			for j := range i {
+				seen[rowKey(s.values[j*width:j*width+len(spec.keys)])] = j
+			}
+		}
+		if !inOrder && seen != nil {
 			key := rowKey(s.values[start : start+len(spec.keys)])
 			if first, dup := seen[key]; dup {
 				return nil, invalidf("rows %d and %d have the same primary key %v: pass each row once", first, i, key)

@@ -52,6 +52,14 @@ func TestBadInputGetsAClearErrorAndWritesNothing(t *testing.T) {
 				rows := []Item{items[0], items[1], items[0]}
 				return optlock.UpdateSafely(db, &rows, values)
 			}, "same primary key"},
+			{"adjacent duplicate keys", func() *gorm.DB {
+				rows := []Item{items[0], items[1], items[1]}
+				return optlock.UpdateSafely(db, &rows, values)
+			}, "rows 1 and 2 have the same primary key"},
+			{"duplicate keys out of order", func() *gorm.DB {
+				rows := []Item{items[1], items[0], items[1]}
+				return optlock.UpdateSafely(db, &rows, values)
+			}, "rows 0 and 2 have the same primary key"},
 			{"nil values", func() *gorm.DB { return optlock.UpdateSafely(db, &item, nil) }, "values is nil"},
 			{"int values", func() *gorm.DB { return optlock.UpdateSafely(db, &item, 42) }, "values is a int"},
 			{"values set the lock field", func() *gorm.DB {
