@@ -30,8 +30,9 @@ type lockState struct {
 	// writePool is the connection pool the write was routed to (by dbresolver, say) before GORM's
 	// transaction replaced it: the conflict details are read there after GORM's rollback.
 	writePool gorm.ConnPool
-	// callerTx says the write runs inside the caller's own transaction.
-	callerTx bool
+	// callerTx says the write runs inside the caller's own transaction; gormTx, inside the one GORM
+	// opened for it.
+	callerTx, gormTx bool
 	// undoErr is why a savepoint command failed: the write may not be undone, or the caller's
 	// transaction is gone.
 	undoErr error
@@ -201,15 +202,15 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		_ = db.AddError(invalidf("the model holds no rows: pass the rows you read"))
 		return
 	}
-	st := &lockState{writePool: stmt.ConnPool}
-	if v, ok := stmt.Settings.Load(stateKey{stmt}); ok {
-		st = v.(*lockState)
+	st := anyStateOf(db) // route's, when it ran
+	if st == nil {
+		st = &lockState{writePool: stmt.ConnPool}
+		stmt.Settings.Store(stateKey{stmt}, st)
 	}
 	st.op, st.spec, st.snapshot = op, spec, snap
 	_, inTx := stmt.ConnPool.(gorm.TxCommitter)
-	_, gormTx := db.InstanceGet("gorm:started_transaction")
-	st.callerTx = inTx && !gormTx
-	stmt.Settings.Store(stateKey{stmt}, st)
+	_, st.gormTx = db.InstanceGet("gorm:started_transaction")
+	st.callerTx = inTx && !st.gormTx
 	if r, ok := eachRequestOf(db); ok {
 		if err := p.prepareEach(db, st, r.columns); err != nil {
 			_ = db.AddError(err)
@@ -243,9 +244,9 @@ func (p *Plugin) prepareAdvance(db *gorm.DB, op operation, names []string) {
 	st := anyStateOf(db)
 	if st == nil {
 		st = &lockState{}
+		stmt.Settings.Store(stateKey{stmt}, st)
 	}
 	st.op, st.spec, st.advanceOnly = op, spec, true
-	stmt.Settings.Store(stateKey{stmt}, st)
 }
 
 // isGuarded reports whether the statement's model is guarded.
@@ -519,7 +520,7 @@ func (p *Plugin) check(db *gorm.DB) {
 			return
 		}
 		settleSavepoint(db, st, false)
-	} else if expected == 1 && (st.callerTx || !st.inOwnOrGORMTx(db) || st.mayBeSaveOfNewRow(db.Statement)) {
+	} else if expected == 1 && (st.callerTx || !st.inOwnOrGORMTx() || st.mayBeSaveOfNewRow(db.Statement)) {
 		// Inside GORM's (or the plugin's) own transaction the details wait for its rollback: a
 		// database that aborted that transaction (a Galera certification failure) would refuse them.
 		p.fillConflicts(db, st, db.Statement.ConnPool, "")
@@ -532,10 +533,7 @@ func (p *Plugin) check(db *gorm.DB) {
 }
 
 // inOwnOrGORMTx reports whether the write runs in a transaction GORM or the plugin opened for it.
-func (st *lockState) inOwnOrGORMTx(db *gorm.DB) bool {
-	_, gormTx := db.InstanceGet("gorm:started_transaction")
-	return gormTx || st.outerPool != nil
-}
+func (st *lockState) inOwnOrGORMTx() bool { return st.gormTx || st.outerPool != nil }
 
 // mayBeSaveOfNewRow reports a Save of one row whose lock values are all zero: if the row does not
 // exist, it is inserted in the same transaction, so its details are needed before the rollback.

@@ -31,7 +31,7 @@ func (p *Plugin) guardBulk(db *gorm.DB, st *lockState) {
 		db.Statement.ConnPool = tx.Statement.ConnPool
 		return
 	}
-	if _, ours := db.InstanceGet("gorm:started_transaction"); ours {
+	if st.gormTx {
 		return
 	}
 	st.savepoint = p.savepointName()
