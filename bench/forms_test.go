@@ -156,6 +156,11 @@ func formsFor(dialect string) []form {
 					pgKeyOrderLock +
 					" AND t.id = s.k AND t.version = s.v", pgArrays(keys, versions)
 			}},
+			{"checked-keyorder-nokeylock+in-unnest", func(keys, versions []int64) (string, []any) {
+				return formSet + " WHERE " + strings.Replace(pgKeyOrderLock, "FOR UPDATE", "FOR NO KEY UPDATE", 1) +
+					" AND (id, version) IN (SELECT * FROM unnest(CAST(CAST($2 AS text) AS bigint[]), " +
+					"CAST(CAST($3 AS text) AS bigint[])))", pgArrays(keys, versions)
+			}},
 			{"checked-sorted-from-unnest-no-lock", func(keys, versions []int64) (string, []any) {
 				k, v := sortedPairs(keys, versions)
 				return "UPDATE " + formTable + " AS t SET qty = t.qty + 1, version = t.version + 1 FROM unnest(" +
