@@ -25,7 +25,7 @@ func (p lockPredicate) usesIntArrays() bool {
 		return false
 	}
 	for _, k := range p.spec.keys {
-		if !isIntegerField(k.field.FieldType) {
+		if !isIntegerKey(k.field.FieldType) {
 			return false
 		}
 	}
@@ -37,9 +37,10 @@ func (p lockPredicate) usesIntArrays() bool {
 	return true
 }
 
-func isIntegerField(t reflect.Type) bool {
-	counter, _ := lockValueKind(t)
-	return counter
+// isIntegerKey reports whether a key field holds a plain integer (not a pointer or a sql.Null type),
+// which the array and JSON forms send as a number.
+func isIntegerKey(t reflect.Type) bool {
+	return t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && t.Kind() != reflect.Uintptr
 }
 
 // buildIntArrays writes the array form of the predicate. Each column's array is built once, and bound

@@ -63,3 +63,36 @@ func TestBulkWriteOfColumnsNamedLikeTheFormsOwn(t *testing.T) {
 		assert.Equal(t, before, load(), "nothing written")
 	})
 }
+
+// PointerKeyed has a pointer primary key: not a plain integer, so no form sends it as a number.
+type PointerKeyed struct {
+	ID      *uint `gorm:"primaryKey"`
+	Qty     int
+	Version int64
+}
+
+func (PointerKeyed) TableName() string { return "core_pointer_keyed" }
+
+// A bulk write of rows with a pointer primary key is checked like any other (it panicked in the JSON
+// and array forms, which took every integer-like key for a number).
+func TestBulkWriteWithAPointerPrimaryKey(t *testing.T) {
+	eachDB(t, []any{&PointerKeyed{}}, func(t *testing.T, db *gorm.DB) {
+		rows := make([]PointerKeyed, 5)
+		for i := range rows {
+			id := uint(i + 1)
+			rows[i] = PointerKeyed{ID: &id, Version: 1}
+		}
+		require.NoError(t, db.Create(&rows).Error)
+
+		res := optlock.UpdateSafely(db, &rows, map[string]any{"qty": 2})
+		require.NoError(t, res.Error)
+		assert.EqualValues(t, 5, res.RowsAffected)
+
+		require.NoError(t, db.Model(&PointerKeyed{}).Where("id = ?", 3).Update("version", 9).Error)
+		err := optlock.UpdateSafely(db, &rows, map[string]any{"qty": 3}).Error
+		require.ErrorIs(t, err, optlock.ErrConflict)
+		var written int64
+		require.NoError(t, db.Model(&PointerKeyed{}).Where("qty = 3").Count(&written).Error)
+		assert.Zero(t, written, "nothing written")
+	})
+}
