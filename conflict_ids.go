@@ -62,7 +62,11 @@ func (e *OptimisticLockError) unknown(st *lockState, err error) {
 func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) error {
 	rows := len(st.snapshot.rows)
 	perQuery := max(1, p.bindVarLimitFor(st.spec.dialect)/len(st.spec.keys))
-	found := make(map[any]storedRow, rows)
+	filtered := st.comparesInSQL() // only refused rows come back: a row not found holds what was read
+	if filtered {
+		perQuery = rows
+	}
+	found := make(map[any]storedRow)
 	for start := 0; start < rows; start += perQuery {
 		c := chunk{start, min(start+perQuery, rows)}
 		if err := readStoredRows(db, st, pool, c, found); err != nil {
@@ -72,7 +76,11 @@ func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) e
 	for i := range st.snapshot.rows {
 		id := st.snapshot.key(st.spec, i)
 		stored, ok := found[st.snapshot.mapKey(st.spec, i)]
-		if !ok {
+		if filtered && !ok {
+			continue
+		}
+		if !ok || stored.absent {
+			ok = false
 			st.absent++
 		}
 		switch {
@@ -89,6 +97,8 @@ func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) e
 type storedRow struct {
 	locks   []lockValue
 	deleted bool
+	// absent marks a key the filtered query (conflict_json.go) reports as not found at all.
+	absent bool
 }
 
 // current returns the lock columns as stored, by column name, NULL as nil.
@@ -121,10 +131,15 @@ func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, fou
 	if softDelete != nil {
 		columns = append(columns, clause.Column{Name: softDelete.DBName})
 	}
-	q.AddClause(clause.Select{Columns: columns})
-	q.AddClause(clause.From{})
-	q.AddClause(clause.Where{Exprs: []clause.Expression{keysIn(st, c)}})
-	q.Build("SELECT", "FROM", "WHERE")
+	filtered := st.comparesInSQL()
+	if filtered {
+		buildChangedRows(q, st, softDelete)
+	} else {
+		q.AddClause(clause.Select{Columns: columns})
+		q.AddClause(clause.From{})
+		q.AddClause(clause.Where{Exprs: []clause.Expression{keysIn(st, c)}})
+		q.Build("SELECT", "FROM", "WHERE")
+	}
 	if _, inTx := q.ConnPool.(gorm.TxCommitter); inTx && st.spec.dialect == "mysql" {
 		// Inside a REPEATABLE READ transaction a plain SELECT reads the transaction's old snapshot,
 		// where the UPDATE read the latest rows: a locking read sees what the UPDATE saw.
@@ -158,9 +173,14 @@ func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, fou
 		if softDelete != nil {
 			dest = append(dest, &deletedAt)
 		}
+		var present int64
+		if filtered {
+			dest = append(dest, &present)
+		}
 		if err = rows.Scan(dest...); err != nil {
 			return err
 		}
+		stored.absent = filtered && present == 0
 		key := make([]any, keys)
 		for i := range key {
 			key[i] = reflect.ValueOf(dest[i]).Elem().Interface()

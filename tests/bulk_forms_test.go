@@ -96,3 +96,34 @@ func TestBulkWriteWithAPointerPrimaryKey(t *testing.T) {
 		assert.Zero(t, written, "nothing written")
 	})
 }
+
+// One refused bulk write with a row of every kind: changed, soft-deleted, deleted, changed to NULL,
+// NULL where 0 was read (which holds, as in the write), and untouched. Every refused row is named with
+// what became of it, in the order of the rows; the others are not. (On SQLite the comparison runs in
+// SQL for these rows, elsewhere in Go.)
+func TestBulkConflictDetailsOfEveryKind(t *testing.T) {
+	eachDB(t, []any{&SoftItem{}}, func(t *testing.T, db *gorm.DB) {
+		rows := []SoftItem{{Qty: 1, Version: 1}, {Qty: 1, Version: 1}, {Qty: 1, Version: 1}, {Qty: 1, Version: 1}, {Qty: 1, Version: 0}, {Qty: 1, Version: 1}}
+		require.NoError(t, db.Create(&rows).Error)
+		set := func(i int, version any) {
+			require.NoError(t, db.Model(&SoftItem{}).Where("id = ?", rows[i].ID).Update("version", version).Error)
+		}
+		set(0, 2)
+		require.NoError(t, db.Delete(&SoftItem{}, rows[1].ID).Error)
+		require.NoError(t, db.Unscoped().Delete(&SoftItem{}, rows[2].ID).Error)
+		set(3, nil)
+		set(4, nil)
+
+		lockErr := asLockError(t, optlock.UpdateSafely(db, &rows, map[string]any{"qty": 5}).Error)
+		require.NoError(t, lockErr.DetailsErr)
+		assert.Equal(t, []optlock.RowConflict{
+			{ID: rows[0].ID, Current: map[string]any{"version": 2}},
+			{ID: rows[1].ID, Deleted: true},
+			{ID: rows[2].ID, Deleted: true},
+			{ID: rows[3].ID, Current: map[string]any{"version": nil}},
+		}, lockErr.Rows)
+		var written int64
+		require.NoError(t, db.Unscoped().Model(&SoftItem{}).Where("qty = 5").Count(&written).Error)
+		assert.Zero(t, written, "nothing written")
+	})
+}
