@@ -443,7 +443,7 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 	}
 	st.chunks = []chunk{{0, rows}}
 	st.hasConditions = whereExprCount(stmt) > 0
-	stmt.AddClause(clause.Where{Exprs: []clause.Expression{st.chunkPredicate(st.chunks[0])}})
+	addCheck(stmt, st.chunkPredicate(st.chunks[0]))
 }
 
 // refuseUpsert fails a lock-checked Save of a slice: GORM turns it into INSERT ... ON CONFLICT DO

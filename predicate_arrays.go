@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // On PostgreSQL a bulk write whose key and lock columns are all integers binds them as arrays: three
@@ -25,7 +26,7 @@ func (p lockPredicate) usesIntArrays() bool {
 		return false
 	}
 	for _, k := range p.spec.keys {
-		if !isIntegerKey(k.field.FieldType) {
+		if !isIntegerKey(k.field) {
 			return false
 		}
 	}
@@ -37,10 +38,11 @@ func (p lockPredicate) usesIntArrays() bool {
 	return true
 }
 
-// isIntegerKey reports whether a key field holds a plain integer (not a pointer or a sql.Null type),
-// which the array and JSON forms send as a number.
-func isIntegerKey(t reflect.Type) bool {
-	return t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && t.Kind() != reflect.Uintptr
+// isIntegerKey reports whether a key field holds a plain integer (not a pointer, a sql.Null type or a
+// value GORM serializes), which the array and JSON forms send as a number.
+func isIntegerKey(f *schema.Field) bool {
+	t := f.FieldType
+	return f.Serializer == nil && t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && t.Kind() != reflect.Uintptr
 }
 
 // buildIntArrays writes the array form of the predicate. Each column's array is built once, and bound

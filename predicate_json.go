@@ -25,7 +25,7 @@ func (p lockPredicate) usesJSON() bool {
 	if p.spec.dialect != "sqlite" || p.rows() < 2 || len(p.spec.keys) != 1 || len(p.spec.locks) != 1 {
 		return false
 	}
-	return isIntegerKey(p.spec.keys[0].field.FieldType) && p.spec.locks[0].kind == counterLock
+	return isIntegerKey(p.spec.keys[0].field) && p.spec.locks[0].kind == counterLock
 }
 
 // jsonRows returns the rows as one JSON object from key to lock value, in key order: SQLite then

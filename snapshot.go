@@ -35,7 +35,7 @@ func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value) (*sn
 	// Rows with one integer key, as read in key order, are told apart by their order alone; the map
 	// of keys seen is built only for rows out of that order.
 	var seen map[any]int
-	ascending := len(spec.keys) == 1 && isIntegerKey(spec.keys[0].field.FieldType)
+	ascending := len(spec.keys) == 1 && isIntegerKey(spec.keys[0].field)
 	var last int64
 	for i, row := range rows {
 		start := len(s.values)

@@ -37,11 +37,11 @@ func (p lockPredicate) joinsRows(stmt *gorm.Statement) bool {
 // addUpdatePredicate adds p to an UPDATE: joined in FROM where it can be, in WHERE otherwise.
 func addUpdatePredicate(stmt *gorm.Statement, p lockPredicate) {
 	if !p.joinsRows(stmt) {
-		stmt.AddClause(clause.Where{Exprs: []clause.Expression{p}})
+		addCheck(stmt, p)
 		return
 	}
 	stmt.AddClause(joinedRows{p})
-	stmt.AddClause(clause.Where{Exprs: []clause.Expression{joinCondition{p}}})
+	addCheck(stmt, joinCondition{p})
 }
 
 // joinedRows is the FROM clause that carries the rows.

@@ -127,3 +127,30 @@ func TestBulkConflictDetailsOfEveryKind(t *testing.T) {
 		assert.Zero(t, written, "nothing written")
 	})
 }
+
+// SerializedKey's primary key is an integer that GORM serializes: GORM hands it over as a serializer,
+// not as a number.
+type SerializedKey struct {
+	ID      int64 `gorm:"primaryKey;autoIncrement:false;serializer:json;type:varchar(32)"`
+	Qty     int
+	Version int64
+}
+
+func (SerializedKey) TableName() string { return "core_serialized_keys" }
+
+func TestWritesOfAModelWithASerializedKey(t *testing.T) {
+	eachDB(t, []any{&SerializedKey{}}, func(t *testing.T, db *gorm.DB) {
+		rows := []SerializedKey{{ID: 1, Version: 1}, {ID: 2, Version: 1}, {ID: 3, Version: 1}}
+		require.NoError(t, db.Create(&rows).Error)
+		require.NotPanics(t, func() {
+			require.NoError(t, optlock.UpdateSafely(db, &rows[0], map[string]any{"qty": 2}).Error)
+			res := optlock.UpdateSafely(db, &rows, map[string]any{"qty": 3})
+			require.NoError(t, res.Error)
+			assert.EqualValues(t, 3, res.RowsAffected)
+		})
+		var stored []SerializedKey
+		require.NoError(t, db.Order("version").Find(&stored).Error)
+		require.Len(t, stored, 3)
+		assert.EqualValues(t, 3, stored[2].Version, "row 1 written twice")
+	})
+}
