@@ -66,12 +66,17 @@ type lockState struct {
 	before savedClauses
 }
 
-// savedClauses is a copy of a statement's WHERE, SET and FROM clauses, and of the mark that switches
-// off gorm.io/plugin/optimisticlock's own clause.
+// savedClauses is a copy of a statement's WHERE, SET and FROM clauses, of the mark that switches off
+// gorm.io/plugin/optimisticlock's own clause, and of soft delete's mark.
 type savedClauses struct {
-	saved, hadWhere, hadSet, hadFrom, hadOfficial bool
-	where, set, from, official                    clause.Clause
+	saved, hadWhere, hadSet, hadFrom, hadOfficial, hadSoftDelete bool
+	where, set, from, official, softDelete                       clause.Clause
 }
+
+// softDeleteMark is the clause name with which GORM's soft delete marks a statement whose WHERE it has
+// already given "deleted_at IS NULL": left on a reused statement, the next write would skip rows
+// deleted in between no more.
+const softDeleteMark = "soft_delete_enabled"
 
 // officialLockMark is the clause name with which gorm.io/plugin/optimisticlock's Version type marks a
 // statement it has already handled. The plugin sets it on the statements it handles, so a model with
@@ -85,6 +90,7 @@ func (c *savedClauses) save(stmt *gorm.Statement) {
 	c.set, c.hadSet = stmt.Clauses["SET"]
 	c.from, c.hadFrom = stmt.Clauses["FROM"]
 	c.official, c.hadOfficial = stmt.Clauses[officialLockMark]
+	c.softDelete, c.hadSoftDelete = stmt.Clauses[softDeleteMark]
 	stmt.Clauses[officialLockMark] = clause.Clause{}
 }
 
@@ -96,6 +102,7 @@ func (c *savedClauses) restore(stmt *gorm.Statement) {
 	restoreClause(stmt, "SET", c.hadSet, c.set)
 	restoreClause(stmt, "FROM", c.hadFrom, c.from)
 	restoreClause(stmt, officialLockMark, c.hadOfficial, c.official)
+	restoreClause(stmt, softDeleteMark, c.hadSoftDelete, c.softDelete)
 }
 
 func restoreClause(stmt *gorm.Statement, name string, had bool, c clause.Clause) {

@@ -14,7 +14,9 @@ import (
 func addCheck(stmt *gorm.Statement, conds ...clause.Expression) {
 	if c, ok := stmt.Clauses["WHERE"]; ok {
 		if where, ok := c.Expression.(clause.Where); ok && len(where.Exprs) > 0 {
-			where.Exprs = []clause.Expression{callerConditions(where)}
+			// A copy: GORM's Where.Build reorders the list it builds, which other statements share.
+			caller := clause.Where{Exprs: append([]clause.Expression(nil), where.Exprs...)}
+			where.Exprs = []clause.Expression{callerConditions(caller)}
 			c.Expression = where
 			stmt.Clauses["WHERE"] = c
 		}

@@ -118,6 +118,11 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 	}
 	spec := &lockSpec{dialect: key.dialect, locks: locks, shared: behindPointer(stmt.Schema), stored: columns}
 	for _, f := range stmt.Schema.PrimaryFields {
+		if f.Serializer != nil {
+			// GORM hands such a key over wrapped; the keys the conflict query reads back could not be
+			// matched with it, and a conflict would name the wrong rows.
+			return nil, invalidf("primary key %s of model %s has a GORM serializer: lock-checked writes need keys stored as they are in Go", f.Name, stmt.Schema.Name)
+		}
 		spec.keys = append(spec.keys, keyField{field: f, castType: postgresCastType(stmt, f)})
 	}
 	for i := range spec.locks {

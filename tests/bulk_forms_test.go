@@ -138,19 +138,26 @@ type SerializedKey struct {
 
 func (SerializedKey) TableName() string { return "core_serialized_keys" }
 
-func TestWritesOfAModelWithASerializedKey(t *testing.T) {
+// A lock-checked write of such a model is refused with ErrInvalidLock: GORM hands the key over wrapped,
+// the conflict query could not match the keys it reads back, and a conflict would name every row as
+// deleted. Before, bulk writes panicked on SQLite and PostgreSQL.
+func TestWritesOfAModelWithASerializedKeyAreRefused(t *testing.T) {
 	eachDB(t, []any{&SerializedKey{}}, func(t *testing.T, db *gorm.DB) {
 		rows := []SerializedKey{{ID: 1, Version: 1}, {ID: 2, Version: 1}, {ID: 3, Version: 1}}
 		require.NoError(t, db.Create(&rows).Error)
 		require.NotPanics(t, func() {
-			require.NoError(t, optlock.UpdateSafely(db, &rows[0], map[string]any{"qty": 2}).Error)
-			res := optlock.UpdateSafely(db, &rows, map[string]any{"qty": 3})
-			require.NoError(t, res.Error)
-			assert.EqualValues(t, 3, res.RowsAffected)
+			err := optlock.UpdateSafely(db, &rows[0], map[string]any{"qty": 2}).Error
+			require.ErrorIs(t, err, optlock.ErrInvalidLock)
+			assert.Contains(t, err.Error(), "serializer")
+			require.ErrorIs(t, optlock.UpdateSafely(db, &rows, map[string]any{"qty": 3}).Error, optlock.ErrInvalidLock)
+			require.ErrorIs(t, db.Scopes(optlock.WithLock()).Delete(&rows).Error, optlock.ErrInvalidLock)
 		})
 		var stored []SerializedKey
-		require.NoError(t, db.Order("version").Find(&stored).Error)
+		require.NoError(t, db.Find(&stored).Error)
 		require.Len(t, stored, 3)
-		assert.EqualValues(t, 3, stored[2].Version, "row 1 written twice")
+		for _, r := range stored {
+			assert.Zero(t, r.Qty, "nothing written")
+			assert.EqualValues(t, 1, r.Version)
+		}
 	})
 }

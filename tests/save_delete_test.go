@@ -142,3 +142,21 @@ func TestDeleteWithoutTheScopeIsUntouched(t *testing.T) {
 		assert.Zero(t, countRows(t, db, &Item{}))
 	})
 }
+
+// A *gorm.DB kept and passed to several checked writes (it shares one statement between them) still
+// skips rows soft-deleted in between: GORM's soft-delete mark does not carry over from the first write.
+func TestKeptDBStillSkipsSoftDeletedRows(t *testing.T) {
+	eachDB(t, []any{&SoftItem{}}, func(t *testing.T, db *gorm.DB) {
+		rows := []SoftItem{{Qty: 1, Version: 1}, {Qty: 1, Version: 1}}
+		require.NoError(t, db.Create(&rows).Error)
+		kept := db.Where("qty >= ?", 0)
+		require.NoError(t, optlock.UpdateSafely(kept, &rows[0], map[string]any{"qty": 2}).Error)
+		require.NoError(t, db.Delete(&SoftItem{}, rows[1].ID).Error)
+
+		lockErr := requireConflict(t, optlock.UpdateSafely(kept, &rows[1], map[string]any{"qty": 3}).Error, rows[1].ID)
+		assert.True(t, lockErr.Rows[0].Deleted)
+		var written int64
+		require.NoError(t, db.Unscoped().Model(&SoftItem{}).Where("qty = 3").Count(&written).Error)
+		assert.Zero(t, written, "the soft-deleted row is not written")
+	})
+}
