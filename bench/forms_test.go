@@ -272,47 +272,34 @@ func pairArgs(keys, versions []int64) []any {
 
 // intArray is a PostgreSQL array in its text form, which the server parses.
 func intArray(v []int64) string {
-	var sb strings.Builder
-	sb.WriteByte('{')
-	for i, x := range v {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(strconv.FormatInt(x, 10))
-	}
-	sb.WriteByte('}')
-	return sb.String()
+	return list('{', '}', len(v), func(sb *strings.Builder, i int) { sb.WriteString(strconv.FormatInt(v[i], 10)) })
 }
 
+// jsonPairs is [[key, version], ...].
 func jsonPairs(keys, versions []int64) string {
-	var sb strings.Builder
-	sb.WriteByte('[')
-	for i := range keys {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteByte('[')
-		sb.WriteString(strconv.FormatInt(keys[i], 10))
-		sb.WriteByte(',')
-		sb.WriteString(strconv.FormatInt(versions[i], 10))
-		sb.WriteByte(']')
-	}
-	sb.WriteByte(']')
-	return sb.String()
+	return list('[', ']', len(keys), func(sb *strings.Builder, i int) {
+		sb.WriteString("[" + strconv.FormatInt(keys[i], 10) + "," + strconv.FormatInt(versions[i], 10) + "]")
+	})
 }
 
+// jsonObject is {"key": version, ...}.
 func jsonObject(keys, versions []int64) string {
+	return list('{', '}', len(keys), func(sb *strings.Builder, i int) {
+		sb.WriteString(`"` + strconv.FormatInt(keys[i], 10) + `":` + strconv.FormatInt(versions[i], 10))
+	})
+}
+
+// list writes n items between open and close, with commas between.
+func list(open, close byte, n int, item func(sb *strings.Builder, i int)) string {
 	var sb strings.Builder
-	sb.WriteByte('{')
-	for i := range keys {
+	sb.Grow(n * 16)
+	sb.WriteByte(open)
+	for i := range n {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteByte('"')
-		sb.WriteString(strconv.FormatInt(keys[i], 10))
-		sb.WriteString(`":`)
-		sb.WriteString(strconv.FormatInt(versions[i], 10))
+		item(&sb, i)
 	}
-	sb.WriteByte('}')
+	sb.WriteByte(close)
 	return sb.String()
 }
