@@ -13,6 +13,8 @@ func OnConflict(fn func(ctx context.Context, err *OptimisticLockError)) Option {
 // split into several UPDATEs (and conflict queries) inside one transaction or savepoint, so it still
 // writes all rows or none. The default is each database's own limit: 32 766 for SQLite, 65 535 for
 // PostgreSQL and MySQL, 2 000 elsewhere. Lower it if your server or driver is built with a smaller one.
+// Rows bound as one JSON object (SQLite) or as arrays (PostgreSQL) take a fixed number of parameters,
+// so those writes are never split.
 func WithBindVarLimit(n int) Option {
 	return func(p *Plugin) {
 		if n > 0 {
