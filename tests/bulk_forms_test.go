@@ -161,3 +161,20 @@ func TestWritesOfAModelWithASerializedKeyAreRefused(t *testing.T) {
 		}
 	})
 }
+
+// Table(...) with and without an alias: the check, the join and the conflict query name the table as
+// the caller did.
+func TestBulkWriteThroughTableWithAnAlias(t *testing.T) {
+	eachDB(t, []any{&Item{}}, func(t *testing.T, db *gorm.DB) {
+		for _, table := range []string{"core_items", "core_items AS i"} {
+			recreate(t, db, &Item{})
+			items := seedItems(t, db, 4)
+			require.NoError(t, optlock.UpdateSafely(db.Table(table), &items, map[string]any{"qty": 2}).Error, table)
+			bumpBehindTheirBack(t, db, items[1].ID)
+			before := loadItems(t, db)
+			requireConflict(t, optlock.UpdateSafely(db.Table(table), &items, map[string]any{"qty": 3}).Error, items[1].ID)
+			requireConflict(t, db.Table(table).Scopes(optlock.WithLock()).Model(&items).UpdateColumns(map[string]any{"qty": 4}).Error, items[1].ID)
+			assert.Equal(t, before, loadItems(t, db), "%s: nothing written", table)
+		}
+	})
+}
