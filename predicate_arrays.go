@@ -53,7 +53,7 @@ func (p lockPredicate) buildIntArrays(b clause.Builder) {
 	for i := range arrays {
 		arrays[i] = make(pgIntArray, p.rows())
 		for r := range arrays[i] {
-			arrays[i][r] = asInt64(reflect.ValueOf(p.values[r*w+i]))
+			arrays[i][r] = intOf(p.values[r*w+i])
 		}
 	}
 	column := func(i int) { b.WriteQuoted(clause.Column{Name: p.column(i).DBName}) }

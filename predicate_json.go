@@ -2,7 +2,6 @@ package optlock
 
 import (
 	"cmp"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,8 +33,8 @@ func (p lockPredicate) jsonRows() string {
 	n := p.rows()
 	keys, locks := make([]int64, n), make([]int64, n)
 	for r := range n {
-		keys[r] = asInt64(reflect.ValueOf(p.values[r*2]))
-		locks[r] = asInt64(reflect.ValueOf(p.values[r*2+1]))
+		keys[r] = intOf(p.values[r*2])
+		locks[r] = intOf(p.values[r*2+1])
 	}
 	order := make([]int, n)
 	for r := range order {

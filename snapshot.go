@@ -48,7 +48,7 @@ func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value) (*sn
 		}
 		inOrder := false
 		if ascending {
-			if key := asInt64(reflect.ValueOf(s.values[start])); i == 0 || key > last {
+			if key := intOf(s.values[start]); i == 0 || key > last {
 				last, inOrder = key, true
 			} else {
 				ascending = false
@@ -235,6 +235,25 @@ func (s *snapshot) advance(ctx context.Context, spec *lockSpec, next []any) {
 			setLockValue(lf.field.ReflectValueOf(ctx, row), value)
 		}
 	}
+}
+
+// intOf returns an integer value held in an interface, without reflection for the common types.
+func intOf(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case uint:
+		return int64(x)
+	case int:
+		return int64(x)
+	case uint64:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case uint32:
+		return int64(x)
+	}
+	return asInt64(reflect.ValueOf(v))
 }
 
 func asInt64(v reflect.Value) int64 {
