@@ -17,7 +17,8 @@ import (
 //	many rows, Postgres: (id, version) IN (VALUES (CAST(? AS bigint), CAST(? AS bigint)), (?, ?))
 //
 // with integer keys and versions, PostgreSQL binds arrays instead (predicate_arrays.go) and SQLite one
-// JSON object (predicate_json.go).
+// JSON object (predicate_json.go), which an UPDATE joins in FROM (update_join.go). The caller's own
+// conditions go in brackets before it (caller_conditions.go).
 //
 // PostgreSQL plans a long row-value IN list as a chain of ORs, slow to plan and to JIT-compile; a
 // VALUES list is planned as a join on the primary key. MySQL and MariaDB plan a row-value IN as a
