@@ -69,7 +69,7 @@ func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) e
 	found := make(map[any]storedRow)
 	for start := 0; start < rows; start += perQuery {
 		c := chunk{start, min(start+perQuery, rows)}
-		if err := readStoredRows(db, st, pool, c, found); err != nil {
+		if err := readStoredRows(db, st, pool, c, filtered, found); err != nil {
 			return err
 		}
 	}
@@ -110,8 +110,9 @@ func (r storedRow) current(spec *lockSpec) map[string]any {
 	return m
 }
 
-// readStoredRows reads the rows of chunk c into found, keyed by rowKey.
-func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, found map[any]storedRow) error {
+// readStoredRows reads the rows of chunk c into found, keyed by rowKey; filtered, only those that no
+// longer hold what was read (conflict_json.go).
+func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, filtered bool, found map[any]storedRow) error {
 	q := sibling(db)
 	q.ConnPool = pool
 	q.Clauses = map[string]clause.Clause{}
@@ -131,7 +132,6 @@ func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, fou
 	if softDelete != nil {
 		columns = append(columns, clause.Column{Name: softDelete.DBName})
 	}
-	filtered := st.comparesInSQL()
 	if filtered {
 		buildChangedRows(q, st, softDelete)
 	} else {
