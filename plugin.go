@@ -84,6 +84,11 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		return err
 	}
 	update, del, create := db.Callback().Update(), db.Callback().Delete(), db.Callback().Create()
+	// Every anchor below is a callback GORM registers in every configuration but GORM's own
+	// transaction, which it leaves out under gorm.Config.SkipDefaultTransaction: a callback placed by
+	// a name GORM did not register lands wherever the sort puts it (the end of the chain).
+	first, afterTx := placement(db, update, "gorm:setup_reflect_value")
+	firstDel, afterTxDel := placement(db, del, "gorm:before_delete")
 	hooks := []struct {
 		processor interface {
 			Get(name string) func(*gorm.DB)
@@ -95,7 +100,7 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	}{
 		// Note the connection the write is routed to (dbresolver's choice) before GORM's transaction
 		// replaces it: the conflict details are read there once that transaction is rolled back.
-		{update, "optlock:route", update.Before("gorm:begin_transaction").Register, p.route},
+		{update, "optlock:route", update.Before(first).Register, p.route},
 		// Snapshot rows and open a savepoint before hooks and associations can write anything.
 		{update, "optlock:prepare", update.After("gorm:setup_reflect_value").Before("gorm:before_update").Register, p.prepare(updating)},
 		// Build SET and WHERE last, so BeforeUpdate hooks and SetColumn still shape the values.
@@ -103,16 +108,16 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		// Judge the result inside the transaction, so a conflict rolls it back and stops Save's upsert.
 		{update, "optlock:check", update.After("gorm:update").Before("gorm:save_after_associations").Register, p.check},
 		// Keep the call's error as it is before GORM's ROLLBACK can flatten it into text.
-		{update, "optlock:settle", update.After("gorm:after_update").Before("gorm:commit_or_rollback_transaction").Register, keepError},
+		{update, "optlock:settle", update.After("gorm:after_update").Register, keepError},
 		// Report and put rows back only once the transaction GORM opened is committed or rolled back.
-		{update, "optlock:finish", update.After("gorm:commit_or_rollback_transaction").Register, p.finish},
+		{update, "optlock:finish", update.After(afterTx).Register, p.finish},
 
-		{del, "optlock:route", del.Before("gorm:begin_transaction").Register, p.route},
-		{del, "optlock:prepare", del.Before("gorm:before_delete").Register, p.prepare(deleting)},
+		{del, "optlock:route", del.Before(firstDel).Register, p.route},
+		{del, "optlock:prepare", del.After("optlock:route").Before("gorm:before_delete").Register, p.prepare(deleting)},
 		{del, "optlock:build", del.Before("gorm:delete").After("gorm:delete_before_associations").Register, p.build},
 		{del, "optlock:check", del.After("gorm:delete").Before("gorm:after_delete").Register, p.check},
-		{del, "optlock:settle", del.After("gorm:after_delete").Before("gorm:commit_or_rollback_transaction").Register, keepError},
-		{del, "optlock:finish", del.After("gorm:commit_or_rollback_transaction").Register, p.finish},
+		{del, "optlock:settle", del.After("gorm:after_delete").Register, keepError},
+		{del, "optlock:finish", del.After(afterTxDel).Register, p.finish},
 
 		// Save of a slice is an INSERT ... ON CONFLICT upsert, which no lock can check: refuse it.
 		{create, "optlock:refuse_upsert", create.Before("gorm:create").Register, p.refuseUpsert},
@@ -129,4 +134,16 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		}
 	}
 	return nil
+}
+
+// placement returns where the plugin's first callback goes (before GORM's transaction begins) and what
+// its finish callback follows (GORM's commit or rollback), for a chain whose first callback after the
+// transaction is firstAfterBegin. Without GORM's transaction callbacks (SkipDefaultTransaction in
+// gorm.Config: callbacks.RegisterDefaultCallbacks matches them on it) they are placed by callbacks that
+// are always registered: first before firstAfterBegin, finish after the plugin's own settle.
+func placement(db *gorm.DB, chain interface{ Get(string) func(*gorm.DB) }, firstAfterBegin string) (first, finishAfter string) {
+	if db.Config.SkipDefaultTransaction || chain.Get("gorm:begin_transaction") == nil || chain.Get("gorm:commit_or_rollback_transaction") == nil {
+		return firstAfterBegin, "optlock:settle"
+	}
+	return "gorm:begin_transaction", "gorm:commit_or_rollback_transaction"
 }

@@ -2,10 +2,13 @@ package tests
 
 import (
 	"database/sql"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
@@ -43,11 +46,29 @@ type configured struct {
 	db       *gorm.DB // the caller's, with the plugin
 	pool     *sql.DB  // the caller's connection pool
 	observer *gorm.DB // a separate pool on the same database
+	// appName is the caller's PostgreSQL application_name, by which its sessions are found.
+	appName string
 }
+
+// configuredPools numbers the pools openConfigured opens, for their PostgreSQL application_name.
+var configuredPools atomic.Int64
 
 // openConfigured opens dialect d on a connection pool of its own with cfg, registers the plugin, and
 // recreates the models' tables through the observer.
 func openConfigured(t *testing.T, d dialect, cfg *gorm.Config, models []any, opts ...optlock.Option) configured {
+	t.Helper()
+	observer := openObserver(t, d)
+	c := openCaller(t, d, observer, cfg, nil, opts...)
+	recreate(t, observer, models...)
+	t.Cleanup(func() { _ = observer.Migrator().DropTable(models...) })
+	// Runs before the DROP TABLE: a transaction a failed test left open would make it wait forever.
+	t.Cleanup(func() { endLeftTransactions(observer, c.pool, c.appName) })
+	return c
+}
+
+// openObserver opens the pool that reads results back as another process would: the shared pool of
+// the server, or for SQLite a new database file of the test's own.
+func openObserver(t *testing.T, d dialect) *gorm.DB {
 	t.Helper()
 	observer, err := d.open(t)
 	if err != nil {
@@ -56,22 +77,36 @@ func openConfigured(t *testing.T, d dialect, cfg *gorm.Config, models []any, opt
 		}
 		t.Skipf("skipping %s: %v", d.name, err)
 	}
-	var dialector gorm.Dialector
-	switch d.name {
-	case "sqlite":
-		path := filepath.Join(t.TempDir(), "configured.db")
-		observer, err = openSQLiteFile(path)
+	if d.name == "sqlite" {
+		observer, err = openSQLiteFile(filepath.Join(t.TempDir(), "configured.db"))
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			if conn, err := observer.DB(); err == nil {
 				_ = conn.Close()
 			}
 		})
-		dialector = sqlite.Open(testenv.SQLiteDSN(path))
+	}
+	return observer
+}
+
+// openCaller opens the caller's database: the observer's database on a pool of its own, with cfg,
+// its DSN changed by editDSN (nil: unchanged), and the plugin registered with opts.
+func openCaller(t *testing.T, d dialect, observer *gorm.DB, cfg *gorm.Config, editDSN func(string) string, opts ...optlock.Option) configured {
+	t.Helper()
+	if editDSN == nil {
+		editDSN = func(dsn string) string { return dsn }
+	}
+	appName := fmt.Sprintf("optlock_cfg_%d_%d", os.Getpid(), configuredPools.Add(1))
+	var dialector gorm.Dialector
+	switch d.name {
+	case "sqlite":
+		var file string
+		require.NoError(t, observer.Raw("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file).Error)
+		dialector = sqlite.Open(editDSN(testenv.SQLiteDSN(file)))
 	case "postgres":
-		dialector = postgres.Open(testenv.PostgresDSN())
+		dialector = postgres.Open(editDSN(withPostgresParam(testenv.PostgresDSN(), "application_name", appName)))
 	case "mysql":
-		dialector = mysql.Open(testenv.MySQLDSN())
+		dialector = mysql.Open(editDSN(testenv.MySQLDSN()))
 	}
 	cfg.Logger = gormConfig().Logger
 	db, err := gorm.Open(dialector, cfg)
@@ -80,16 +115,28 @@ func openConfigured(t *testing.T, d dialect, cfg *gorm.Config, models []any, opt
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pool.Close() })
 	require.NoError(t, db.Use(optlock.New(opts...)))
-	recreate(t, observer, models...)
-	t.Cleanup(func() { _ = observer.Migrator().DropTable(models...) })
-	return configured{db: db, pool: pool, observer: observer}
+	return configured{db: db, pool: pool, observer: observer, appName: appName}
 }
 
-// requireIdle fails unless the caller's pool has every connection back: none is held by an open
-// transaction or a statement that never finished.
+// withPostgresParam adds a connection parameter to a PostgreSQL DSN in either of its forms.
+func withPostgresParam(dsn, key, value string) string {
+	if strings.Contains(dsn, "://") {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		return dsn + sep + key + "=" + value
+	}
+	return dsn + " " + key + "=" + value
+}
+
+// requireIdle fails unless the caller's pool has every connection back (none is held by an open
+// *sql.Tx or a statement that never finished) and none of its idle connections is inside a
+// transaction (a BEGIN left behind on a connection given back to the pool).
 func (c configured) requireIdle(t *testing.T) {
 	t.Helper()
 	require.Zero(t, c.pool.Stats().InUse, "the caller's pool still has a connection checked out (an open transaction?)")
+	requireNoOpenTransaction(t, c.pool, c.db.Dialector.Name())
 }
 
 // stored reads the items as another process sees them.
@@ -112,76 +159,4 @@ func (c configured) seed(t *testing.T, n int) []CfgItem {
 	}
 	require.NoError(t, c.observer.Create(&rows).Error)
 	return rows
-}
-
-// TestSkipDefaultTransactionInConfig: with SkipDefaultTransaction in gorm.Config GORM registers no
-// transaction callbacks at all; every write that needs the plugin's own transaction must still commit
-// (or roll back) it, and refuse stale rows with their keys.
-func TestSkipDefaultTransactionInConfig(t *testing.T) {
-	paths := []struct {
-		name  string
-		write func(db *gorm.DB, rows *[]CfgItem) error
-		// deletes says a success removes the rows.
-		deletes bool
-	}{
-		{"bulk UpdateSafely", func(db *gorm.DB, rows *[]CfgItem) error {
-			return optlock.UpdateSafely(db, rows, map[string]any{"qty": 7}).Error
-		}, false},
-		{"UpdateEach", func(db *gorm.DB, rows *[]CfgItem) error {
-			for i := range *rows {
-				(*rows)[i].Qty = 7
-			}
-			return optlock.UpdateEach(db, rows, "qty").Error
-		}, false},
-		{"Delete of a slice with WithLock", func(db *gorm.DB, rows *[]CfgItem) error {
-			return db.Scopes(optlock.WithLock()).Delete(rows).Error
-		}, true},
-		{"single row UpdateSafely", func(db *gorm.DB, rows *[]CfgItem) error {
-			one := (*rows)[:1]
-			err := optlock.UpdateSafely(db, &one[0], map[string]any{"qty": 7}).Error
-			*rows = one
-			return err
-		}, false},
-	}
-	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			for _, path := range paths {
-				t.Run(path.name, func(t *testing.T) {
-					c := openConfigured(t, d, &gorm.Config{SkipDefaultTransaction: true}, []any{&CfgItem{}})
-
-					rows := c.seed(t, 3)
-					require.NoError(t, path.write(c.db, &rows))
-					c.requireIdle(t)
-					stored := c.stored(t)
-					for _, r := range rows {
-						if path.deletes {
-							assert.NotContains(t, stored, r.ID, "deleted, as another pool sees it")
-							continue
-						}
-						assert.Equal(t, r, stored[r.ID], "committed exactly as the struct says")
-						assert.EqualValues(t, 2, r.Version)
-					}
-
-					// The conflict path: another writer moved the last row.
-					fresh := c.seed(t, 3)
-					stale := append([]CfgItem(nil), fresh...)
-					if path.name == "single row UpdateSafely" {
-						require.NoError(t, c.observer.Model(&CfgItem{}).Where("id = ?", fresh[0].ID).Update("version", 5).Error)
-					} else {
-						require.NoError(t, c.observer.Model(&CfgItem{}).Where("id = ?", fresh[2].ID).Update("version", 5).Error)
-					}
-					before := c.stored(t)
-					want := []any{fresh[2].ID}
-					if path.name == "single row UpdateSafely" {
-						want = []any{fresh[0].ID}
-					}
-					err := path.write(c.db, &stale)
-					requireConflict(t, err, want...)
-					c.requireIdle(t)
-					assert.Equal(t, before, c.stored(t), "nothing written")
-					assert.Equal(t, fresh[:len(stale)], stale, "the structs are as they were")
-				})
-			}
-		})
-	}
 }
