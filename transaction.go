@@ -2,6 +2,7 @@ package optlock
 
 import (
 	"context"
+	"errors"
 
 	"gorm.io/gorm"
 )
@@ -17,9 +18,36 @@ import (
 // once the database aborted the transaction, and on MySQL/MariaDB (REPEATABLE READ) every re-read
 // inside it sees the transaction's old snapshot: only running the whole transaction again can succeed.
 //
+// Called with a db that is already inside the caller's transaction, Transaction runs fn once, under a
+// savepoint, and retries nothing: only the caller can run its whole transaction again. A conflict is
+// returned as it is (the savepoint is rolled back, the caller's transaction is alive); a serialization
+// failure or deadlock is returned as [ErrTxAborted], because the database may have rolled back the
+// caller's whole transaction (MySQL/MariaDB do on a deadlock, and then run what follows in autocommit).
+//
 // fn must do all its reads through tx, and must not keep anything from an earlier attempt.
 func Transaction(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error, opts ...RetryOption) error {
+	if db != nil && inCallersTransaction(db) {
+		return onceInCallersTransaction(db.WithContext(ctx).Transaction(fn))
+	}
 	return Retry(ctx, func(ctx context.Context) error {
 		return db.WithContext(ctx).Transaction(fn)
 	}, opts...)
+}
+
+// inCallersTransaction reports whether db's statements run inside a transaction the caller began.
+func inCallersTransaction(db *gorm.DB) bool {
+	committer, ok := db.Statement.ConnPool.(gorm.TxCommitter)
+	return ok && committer != nil
+}
+
+// onceInCallersTransaction is the error of fn's one run inside the caller's transaction: what the
+// database aborted becomes ErrTxAborted.
+func onceInCallersTransaction(err error) error {
+	if err == nil || errors.Is(err, ErrTxAborted) {
+		return err
+	}
+	if txKillingError(err) != nil {
+		return &txAbortedError{reason: "the database aborted the caller's transaction, which optlock.Transaction cannot run again from inside", err: err}
+	}
+	return err
 }
