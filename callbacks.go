@@ -453,39 +453,6 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 	addCheck(stmt, st.chunkPredicate(st.chunks[0]))
 }
 
-// refuseUpsert fails a lock-checked Save of a slice: GORM turns it into INSERT ... ON CONFLICT DO
-// UPDATE, which would overwrite changed rows unchecked. For a guarded model it fails any upsert that
-// would set every column or a lock column; GORM's upsert of associated rows, which sets only their
-// foreign key, goes through.
-func (p *Plugin) refuseUpsert(db *gorm.DB) {
-	if db.Error != nil {
-		return
-	}
-	c, ok := db.Statement.Clauses["ON CONFLICT"]
-	conflict, isUpsert := c.Expression.(clause.OnConflict)
-	if !ok || !isUpsert || !conflict.UpdateAll && len(conflict.DoUpdates) == 0 {
-		return
-	}
-	if _, explicit := requested(db); explicit {
-		_ = db.AddError(invalidf("Save of a slice is an upsert, which cannot be lock-checked: write the rows with optlock.UpdateSafely, or Save them one at a time"))
-		return
-	}
-	if db.Statement.Schema == nil || !isGuarded(p, db.Statement) {
-		return
-	}
-	setsLock := conflict.UpdateAll
-	if spec, err := p.lockSpec(db.Statement, p.guards[db.Statement.Schema.ModelType]); err == nil {
-		for _, a := range conflict.DoUpdates {
-			for _, lf := range spec.locks {
-				setsLock = setsLock || a.Column.Name == lf.field.DBName
-			}
-		}
-	}
-	if setsLock {
-		_ = db.AddError(invalidf("an upsert (Save of a slice, or ON CONFLICT DO UPDATE) of guarded model %s would overwrite rows unchecked: write the rows with optlock.UpdateSafely or optlock.UpdateEach, or Save them one at a time", db.Statement.Schema.Name))
-	}
-}
-
 // check judges the write inside the transaction: fewer rows than given means a conflict, which
 // becomes an error here so GORM rolls back (and Save does not fall back to an insert).
 func (p *Plugin) check(db *gorm.DB) {

@@ -155,18 +155,22 @@ func (p *Plugin) buildAdvance(db *gorm.DB, st *lockState) {
 	set = withoutLockColumns(set, st.spec)
 	now := db.NowFunc()
 	for _, lf := range st.spec.locks {
-		set = append(set, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: lf.advanceBlind(st.spec.dialect, now)})
+		set = append(set, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: lf.advanceBlind(st.spec.dialect, "", now)})
 	}
 	stmt.AddClause(set)
 }
 
 // advanceBlind is the new value of a lock column on a row whose old value the plugin never saw:
-// version + 1, or now, but always strictly later than the old value.
-func (lf lockField) advanceBlind(dialect string, now time.Time) clause.Expression {
-	col := clause.Column{Name: lf.field.DBName}
+// version + 1, or now, but always strictly later than the old value. table qualifies the old value's
+// column ("": unqualified), as an upsert's DO UPDATE needs on PostgreSQL.
+func (lf lockField) advanceBlind(dialect, table string, now time.Time) clause.Expression {
+	col := clause.Column{Table: table, Name: lf.field.DBName}
 	switch lf.kind {
 	case counterLock:
-		return lf.increment.Value.(clause.Expr)
+		if table == "" {
+			return lf.increment.Value.(clause.Expr)
+		}
+		return clause.Expr{SQL: "COALESCE(?, 0) + 1", Vars: []any{col}}
 	case unixLock:
 		next := now.UnixNano() / int64(lf.unit)
 		if dialect == "sqlite" {

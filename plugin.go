@@ -119,8 +119,10 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		{del, "optlock:settle", del.After("gorm:after_delete").Register, keepError},
 		{del, "optlock:finish", del.After(afterTxDel).Register, p.finish},
 
-		// Save of a slice is an INSERT ... ON CONFLICT upsert, which no lock can check: refuse it.
-		{create, "optlock:refuse_upsert", create.Before("gorm:create").Register, p.refuseUpsert},
+		// An upsert overwrites rows it never read: refuse it, or for a guarded model's named columns,
+		// advance the lock of the rows it overwrites (upsert.go); then put the caller's clause back.
+		{create, "optlock:refuse_upsert", create.Before("gorm:create").Register, p.guardUpsert},
+		{create, "optlock:restore_upsert", create.After("gorm:after_create").Register, restoreUpsert},
 	}
 	for _, h := range hooks {
 		if h.processor.Get(h.name) != nil {
