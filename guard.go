@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/callbacks"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // Guard registers model's type as guarded: every write of it is lock-aware, with or without
@@ -103,6 +104,10 @@ func (p *Plugin) lockMode(db *gorm.DB) ([]string, writeMode, bool) {
 	switch {
 	case explicit && len(fields) == 0 && guarded:
 		return guardFields, checked, false
+	case explicit && guarded:
+		// WithLock may add lock fields for one statement, never drop the guard's: a write that
+		// neither checks nor advances the guarded version lets an older read of it write over it.
+		return withGuardLocks(db.Statement.Schema, fields, guardFields), checked, false
 	case explicit:
 		return fields, checked, false
 	case isUnchecked(db):
@@ -111,6 +116,31 @@ func (p *Plugin) lockMode(db *gorm.DB) ([]string, writeMode, bool) {
 		return guardFields, checked, true
 	}
 	return nil, notLocked, false
+}
+
+// withGuardLocks returns the fields WithLock named, followed by the guard's lock fields (its default
+// one when it names none) that they leave out.
+func withGuardLocks(s *schema.Schema, named, guardFields []string) []string {
+	if len(guardFields) == 0 {
+		for _, name := range defaultLockFields {
+			if f := s.LookUpField(name); f != nil && f.DBName != "" {
+				guardFields = []string{name}
+				break
+			}
+		}
+	}
+	all := append([]string(nil), named...)
+	for _, g := range guardFields {
+		gf := s.LookUpField(g)
+		included := false
+		for _, n := range named {
+			included = included || n == g || gf != nil && s.LookUpField(n) == gf
+		}
+		if !included {
+			all = append(all, g)
+		}
+	}
+	return all
 }
 
 // isUnchecked reports whether the statement carries the Unchecked scope.
