@@ -473,7 +473,18 @@ func mismatch(w mbtWrite, res *gorm.DB, before, got []MbtItem, want mbtOutcome) 
 	case !errors.Is(err, optlock.ErrConflict) || errors.Is(err, optlock.ErrInvalidLock) || !errors.As(err, &lockErr):
 		return fmt.Sprintf("%v: got error %v (%T), want an *OptimisticLockError on %v", w, err, err, want.stale)
 	}
-	if gotIDs, wantIDs := fmt.Sprint(lockErr.ConflictIDs), fmt.Sprint(want.stale); gotIDs != wantIDs {
+	wantKeys := want.stale
+	if lockErr.DetailsErr != nil {
+		// The details could not be read: the documented fallback names every key of the write, each
+		// Unknown.
+		wantKeys = w.keys
+		for _, r := range lockErr.Rows {
+			if !r.Unknown {
+				return fmt.Sprintf("%v: details unreadable (%v) but row %v is not Unknown", w, lockErr.DetailsErr, r.ID)
+			}
+		}
+	}
+	if gotIDs, wantIDs := fmt.Sprint(lockErr.ConflictIDs), fmt.Sprint(wantKeys); gotIDs != wantIDs {
 		return fmt.Sprintf("%v: ConflictIDs %s, want %s (%v)", w, gotIDs, wantIDs, err)
 	}
 	if !reflect.DeepEqual(got, before) {
@@ -597,9 +608,11 @@ func (m *mbtMachine) tx(t *rapid.T) {
 }
 
 // concurrent: two clients write overlapping rows at once, each from its own copies (with fresh,
-// both read every row first, so both hold the same versions). The result must be that of one of the
-// two serial orders: each write succeeds or is refused as it would be in that order, never both
-// succeed from the same read.
+// both read every row first, so both hold the same versions), each outside any transaction or each
+// inside its own db.Transaction (committed after a conflict, which leaves it alive). The result must
+// be that of one of the two serial orders: each write succeeds or is refused as it would be in that
+// order, never both succeed from the same read. Inside a transaction a write may instead end with
+// ErrTxAborted (a deadlock): its transaction is rolled back and it counts as not written.
 func (m *mbtMachine) concurrent(t *rapid.T) {
 	a := rapid.IntRange(0, mbtClients-1).Draw(t, "client a")
 	b := (a + rapid.IntRange(1, mbtClients-1).Draw(t, "client b offset")) % mbtClients
@@ -616,12 +629,14 @@ func (m *mbtMachine) concurrent(t *rapid.T) {
 	}
 	wa := m.drawWrite(t, nil)
 	wb := m.drawWrite(t, wa.keys)
-	t.Logf("concurrently: client %d: %v; client %d: %v", a, wa, b, wb)
+	inTx := rapid.Bool().Draw(t, "in own transactions")
+	t.Logf("concurrently (in own transactions: %v): client %d: %v; client %d: %v", inTx, a, wa, b, wb)
 
 	clients := [2]int{a, b}
 	writes := [2]mbtWrite{wa, wb}
 	var rows, before [2][]MbtItem
 	var res [2]*gorm.DB
+	var txErr [2]error
 	for k := range 2 {
 		rows[k] = m.rowsOf(clients[k], writes[k])
 		writes[k].prepare(rows[k])
@@ -632,13 +647,35 @@ func (m *mbtMachine) concurrent(t *rapid.T) {
 	for k := range 2 {
 		wg.Go(func() {
 			<-start
-			res[k] = m.run(m.db.WithContext(ctx), writes[k], rows[k])
+			if !inTx {
+				res[k] = m.run(m.db.WithContext(ctx), writes[k], rows[k])
+				return
+			}
+			txErr[k] = m.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				res[k] = m.run(tx, writes[k], rows[k])
+				if errors.Is(res[k].Error, optlock.ErrTxAborted) {
+					return res[k].Error
+				}
+				return nil
+			})
 		})
 	}
 	close(start)
 	wg.Wait()
 	if inUse := m.caller.pool.Stats().InUse; inUse != 0 {
 		t.Fatalf("the caller's pool has %d connection(s) checked out after the concurrent writes (errors: %v; %v)", inUse, res[0].Error, res[1].Error)
+	}
+	var aborted [2]bool
+	for k := range 2 {
+		aborted[k] = inTx && errors.Is(res[k].Error, optlock.ErrTxAborted)
+		switch {
+		case aborted[k] && errors.Is(res[k].Error, optlock.ErrConflict):
+			t.Fatalf("client %d: %v: error matches both ErrTxAborted and ErrConflict: %v", clients[k], writes[k], res[k].Error)
+		case aborted[k]:
+			t.Logf("client %d: transaction aborted: %v", clients[k], res[k].Error)
+		case txErr[k] != nil:
+			t.Fatalf("client %d: %v: commit after the write (error %v) failed: %v", clients[k], writes[k], res[k].Error, txErr[k])
+		}
 	}
 
 	table := m.table(t)
@@ -649,6 +686,10 @@ func (m *mbtMachine) concurrent(t *rapid.T) {
 		msg := ""
 		for _, k := range order {
 			outs[k] = expect(writes[k], before[k], stored, m.plugin.bindVarLimit)
+			if aborted[k] { // rolled back: nothing written, whatever the structs now say
+				outs[k].stored = stored
+				continue
+			}
 			stored = outs[k].stored
 			if msg == "" {
 				msg = mismatch(writes[k], res[k], before[k], rows[k], outs[k])
