@@ -258,7 +258,7 @@ func (p *Plugin) prepareAdvance(db *gorm.DB, op operation, names []string) {
 
 // isGuarded reports whether the statement's model is guarded.
 func isGuarded(p *Plugin, stmt *gorm.Statement) bool {
-	_, ok := p.guards[stmt.Schema.ModelType]
+	_, ok := p.guardsOf()[stmt.Schema.ModelType]
 	return ok
 }
 
@@ -474,7 +474,7 @@ func (p *Plugin) refuseUpsert(db *gorm.DB) {
 		return
 	}
 	setsLock := conflict.UpdateAll
-	if spec, err := p.lockSpec(db.Statement, p.guards[db.Statement.Schema.ModelType]); err == nil {
+	if spec, err := p.lockSpec(db.Statement, p.guardsOf()[db.Statement.Schema.ModelType]); err == nil {
 		for _, a := range conflict.DoUpdates {
 			for _, lf := range spec.locks {
 				setsLock = setsLock || a.Column.Name == lf.field.DBName
