@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -51,7 +52,8 @@ func TestDryRunBeforeTheFirstWrite(t *testing.T) {
 }
 
 // typStampPaths are the write paths of a timestamp-locked model, each given the rows it writes; a
-// path changes the rows' Body in memory first where the write takes its values from the structs.
+// path changes the rows' Body in memory first where the write takes its values from the structs
+// (callerEdits: the structs as they were are the structs with that edit).
 var typStampPaths = []struct {
 	name    string
 	deletes bool
@@ -95,7 +97,14 @@ var typStampPaths = []struct {
 func typStamps(t *testing.T, c configured) map[uint]TypStamp {
 	t.Helper()
 	var rows []TypStamp
-	require.NoError(t, c.observer.Unscoped().Order("id").Find(&rows).Error)
+	err := c.observer.Unscoped().Order("id").Find(&rows).Error
+	for i := 0; i < 3 && err != nil && strings.Contains(err.Error(), "cached plan must not change result type"); i++ {
+		// The observer's pool is shared: a connection that ran this SELECT before the test remade
+		// the table holds a prepared plan of the old table; pgx drops it after this error.
+		rows = nil
+		err = c.observer.Unscoped().Order("id").Find(&rows).Error
+	}
+	require.NoError(t, err)
 	byID := make(map[uint]TypStamp, len(rows))
 	for _, r := range rows {
 		byID[r.ID] = r
@@ -171,7 +180,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 							require.NoError(t, res.Error)
 							want := append([]TypStamp(nil), read...)
 							for i := range rows {
-								if path.name == "UpdateEach" || path.name == "Save of one row" {
+								if callerEdits(path.name) {
 									want[i].Body = "written" // the caller's own edit, before the call
 								}
 								assert.Equal(t, want[i], rows[i], "a dry run leaves the structs as they were")
@@ -195,3 +204,6 @@ func TestDryRunWritesNothing(t *testing.T) {
 		})
 	}
 }
+
+// callerEdits says the path sets Body in the structs before the call.
+func callerEdits(path string) bool { return path == "UpdateEach" || path == "Save of one row" }
