@@ -59,6 +59,13 @@ func openTyped(t *testing.T, d dialect, cfg *gorm.Config, dial func(dsn string) 
 		})
 		dialector = sqlite.Open(testenv.SQLiteDSN(path))
 	case "postgres":
+		// An observer of its own: the shared pool's connections keep prepared plans of tables that
+		// other tests made with other column types ("cached plan must not change result type").
+		observer, err = gorm.Open(postgres.Open(testenv.PostgresDSN()), gormConfig())
+		require.NoError(t, err)
+		if conn, err := observer.DB(); err == nil {
+			t.Cleanup(func() { _ = conn.Close() })
+		}
 		dialector = postgres.Open(testenv.PostgresDSN())
 		if dial != nil {
 			dialector = dial(testenv.PostgresDSN())
