@@ -87,8 +87,9 @@ func tableOf(stmt *gorm.Statement) tableKey {
 //
 // The query goes to the statement's own connection, not through GORM's callbacks: a table made in the
 // caller's uncommitted transaction is seen, a dry run reads the real types (its SQL is then the SQL a
-// real write sends), and no resolver routes it to a replica. Inside a PostgreSQL transaction it runs
-// under a savepoint, so a failure cannot abort the caller's transaction.
+// real write sends), and no resolver routes it to a replica. Inside the caller's PostgreSQL
+// transaction it runs under a savepoint, so a failure cannot abort that transaction. It is one extra
+// round trip on the first write of each table (while the table stays in the cache).
 func storedColumns(p *Plugin, stmt *gorm.Statement) *tableColumns {
 	key := tableOf(stmt)
 	if key.dialect != "postgres" && key.dialect != "mysql" {
@@ -107,8 +108,11 @@ func readColumns(p *Plugin, stmt *gorm.Statement, key tableKey) *tableColumns {
 		pool = prepared.Tx
 	}
 	_, inTx := pool.(gorm.TxCommitter)
+	// In the transaction GORM opened for this very write a failure would only fail the write, which
+	// the read cannot harm otherwise: no savepoint (two round trips) is needed there.
+	_, gormTx := stmt.DB.InstanceGet("gorm:started_transaction")
 	savepoint := ""
-	if inTx && key.dialect == "postgres" {
+	if inTx && !gormTx && key.dialect == "postgres" {
 		savepoint = p.savepointName()
 		if execRaw(stmt.DB, stmt.Context, "SAVEPOINT "+savepoint) != nil {
 			return nil
