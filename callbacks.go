@@ -258,7 +258,7 @@ func (p *Plugin) prepareAdvance(db *gorm.DB, op operation, names []string) {
 
 // isGuarded reports whether the statement's model is guarded.
 func isGuarded(p *Plugin, stmt *gorm.Statement) bool {
-	_, ok := p.guards[stmt.Schema.ModelType]
+	_, ok := p.guardsOf()[stmt.Schema.ModelType]
 	return ok
 }
 

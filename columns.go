@@ -1,33 +1,130 @@
 package optlock
 
 import (
+	"database/sql"
+	"regexp"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 )
 
-// storedColumns reads the types of the table's columns as the database has them, once per model and
-// table (the lock spec that uses them is cached). A table made by hand, or before optlock, may hold a
+// storedColumn is one column's type as the database has it.
+type storedColumn struct {
+	// typeName is the type's name in the catalog, lower case for built-in types: "timestamptz",
+	// "datetime", "uuid", "bpchar", "binary", or an enum's own name.
+	typeName string
+	// precision is a timestamp's number of fractional-second digits; -1 when not known.
+	precision int
+	// cast is, on PostgreSQL, the type as CAST(? AS …) takes it: a built-in name, or the schema and
+	// name quoted; empty when the name cannot be written safely (castErr says why).
+	cast    string
+	castErr error
+	// binary marks a MySQL binary string column (binary, varbinary, blob): a value in a derived
+	// table must be cast to BINARY, or it is typed as text in the connection's character set.
+	binary bool
+}
+
+// tableColumns are a table's columns as the database has them, by name.
+type tableColumns struct {
+	byName map[string]storedColumn
+	// foldCase says names match whatever their case (MySQL); PostgreSQL's are exact.
+	foldCase bool
+}
+
+// column returns the stored column called name; a nil receiver (types not read) has none.
+func (c *tableColumns) column(name string) (storedColumn, bool) {
+	if c == nil {
+		return storedColumn{}, false
+	}
+	if c.foldCase {
+		name = strings.ToLower(name)
+	}
+	col, ok := c.byName[name]
+	return col, ok
+}
+
+// tableKey names a table as the statement writes it: schema (empty for the connection's default
+// schema or search path) and name.
+type tableKey struct {
+	dialect, schema, table string
+}
+
+// quotedTable matches a table expression GORM made by quoting a name or schema.name.
+var quotedTable = map[string]*regexp.Regexp{
+	"postgres": regexp.MustCompile(`^"((?:[^"]|"")+)"(?:\."((?:[^"]|"")+)")?$`),
+	"mysql":    regexp.MustCompile("^`((?:[^`]|``)+)`(?:\\.`((?:[^`]|``)+)`)?$"),
+}
+
+// tableOf returns the table the statement writes, schema included: Table("s.items") and a TableName
+// of "s.items" leave stmt.Table as "items" and keep the schema only in stmt.TableExpr.
+func tableOf(stmt *gorm.Statement) tableKey {
+	key := tableKey{dialect: stmt.Dialector.Name(), table: stmt.Table}
+	if e := stmt.TableExpr; e != nil && len(e.Vars) == 0 {
+		if re := quotedTable[key.dialect]; re != nil {
+			if m := re.FindStringSubmatch(e.SQL); m != nil {
+				q := e.SQL[:1]
+				unquote := func(s string) string { return strings.ReplaceAll(s, q+q, q) }
+				if m[2] == "" {
+					key.table = unquote(m[1])
+				} else {
+					key.schema, key.table = unquote(m[1]), unquote(m[2])
+				}
+			}
+		}
+	}
+	return key
+}
+
+// storedColumns returns the types of the statement's table as the database has them, read once per
+// table while it stays in the plugin's cache. A table made by hand, or before optlock, may hold a
 // timestamp coarser than GORM's migrator would create (MySQL datetime, whole seconds; PostgreSQL
-// timestamptz(0)) or without a time zone: the lock must round, compare and advance by what is really
-// stored, never by what a tag says. It returns nil when the types cannot be read; the migrator's
-// types are used then.
+// timestamptz(0)) or without a time zone, a uuid or char(n) key where the model has a string, a
+// binary(16) key, an enum: the lock must round, compare, cast and advance by what is really stored,
+// never by what a tag says. It returns nil when the types cannot be read (the migrator's types are
+// used then, and the read is tried again on the next write); SQLite, which compares by value whatever
+// a column's declared type, is not asked.
 //
-// The query runs on the statement's own connection, so a table made in the caller's uncommitted
-// transaction is seen; inside a PostgreSQL transaction it runs under a savepoint, so a failure
-// cannot abort the caller's transaction.
-func storedColumns(p *Plugin, stmt *gorm.Statement) map[string]gorm.ColumnType {
-	db := stmt.DB.Session(&gorm.Session{NewDB: true, Context: stmt.Context, SkipDefaultTransaction: true})
-	db.Statement.ConnPool = stmt.ConnPool
-	_, inTx := stmt.ConnPool.(gorm.TxCommitter)
+// The query goes to the statement's own connection, not through GORM's callbacks: a table made in the
+// caller's uncommitted transaction is seen, a dry run reads the real types (its SQL is then the SQL a
+// real write sends), and no resolver routes it to a replica. Inside the caller's PostgreSQL
+// transaction it runs under a savepoint, so a failure cannot abort that transaction. It is one extra
+// round trip on the first write of each table (while the table stays in the cache).
+func storedColumns(p *Plugin, stmt *gorm.Statement) *tableColumns {
+	key := tableOf(stmt)
+	if key.dialect != "postgres" && key.dialect != "mysql" {
+		return nil
+	}
+	_, pinned := stmt.ConnPool.(gorm.TxCommitter)
+	return p.columns.get(stmt.Context, key, pinned, func() *tableColumns {
+		return readColumns(p, stmt, key)
+	})
+}
+
+// readColumns queries the catalog for the table's columns.
+func readColumns(p *Plugin, stmt *gorm.Statement, key tableKey) *tableColumns {
+	pool := stmt.ConnPool
+	if prepared, ok := pool.(*gorm.PreparedStmtTX); ok {
+		pool = prepared.Tx
+	}
+	_, inTx := pool.(gorm.TxCommitter)
+	// In the transaction GORM opened for this very write a failure would only fail the write, which
+	// the read cannot harm otherwise: no savepoint (two round trips) is needed there.
+	_, gormTx := stmt.DB.InstanceGet("gorm:started_transaction")
 	savepoint := ""
-	if inTx && stmt.Dialector.Name() == "postgres" {
+	if inTx && !gormTx && key.dialect == "postgres" {
 		savepoint = p.savepointName()
 		if execRaw(stmt.DB, stmt.Context, "SAVEPOINT "+savepoint) != nil {
 			return nil
 		}
 	}
-	types, err := db.Migrator().ColumnTypes(stmt.Table)
+	var cols *tableColumns
+	var err error
+	if key.dialect == "postgres" {
+		cols, err = readPostgresColumns(stmt, pool, key)
+	} else {
+		cols, err = readMySQLColumns(stmt, pool, key)
+	}
 	if savepoint != "" {
 		ctx, cancel := undoContext(stmt.Context)
 		defer cancel()
@@ -36,12 +133,130 @@ func storedColumns(p *Plugin, stmt *gorm.Statement) map[string]gorm.ColumnType {
 		}
 		_ = execRaw(stmt.DB, ctx, "RELEASE SAVEPOINT "+savepoint)
 	}
-	if err != nil {
+	if err != nil || len(cols.byName) == 0 {
+		return nil // no such table (yet): not cached, so a table made later is read then
+	}
+	return cols
+}
+
+// postgresColumnsSQL reads the columns of the table the name resolves to, as the statement's own name
+// resolves (search path included): to_regclass of the quoted name.
+const postgresColumnsSQL = `SELECT a.attname, t.typname, n.nspname, a.atttypmod
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`
+
+const mysqlColumnsSQL = `SELECT column_name, data_type, datetime_precision FROM information_schema.columns
+WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?`
+
+func readPostgresColumns(stmt *gorm.Statement, pool gorm.ConnPool, key tableKey) (*tableColumns, error) {
+	quote := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	name := quote(key.table) // a parameter, parsed as a name by to_regclass, never as SQL
+	if key.schema != "" {
+		name = quote(key.schema) + "." + name
+	}
+	cols := &tableColumns{byName: map[string]storedColumn{}}
+	err := queryCatalog(stmt, pool, postgresColumnsSQL, []any{name}, func(rows *sql.Rows) error {
+		var column, typ, typSchema string
+		var typmod int64
+		if err := rows.Scan(&column, &typ, &typSchema, &typmod); err != nil {
+			return err
+		}
+		c := storedColumn{typeName: typ, precision: -1}
+		if typ == "timestamp" || typ == "timestamptz" || typ == "time" || typ == "timetz" {
+			if typmod >= 0 && typmod <= 6 {
+				c.precision = int(typmod)
+			}
+		}
+		c.cast, c.castErr = postgresTypeSQL(stmt, typSchema, typ)
+		cols.byName[column] = c
 		return nil
+	})
+	return cols, err
+}
+
+func readMySQLColumns(stmt *gorm.Statement, pool gorm.ConnPool, key tableKey) (*tableColumns, error) {
+	var schema any
+	if key.schema != "" {
+		schema = key.schema
 	}
-	byName := make(map[string]gorm.ColumnType, len(types))
-	for _, t := range types {
-		byName[strings.ToLower(t.Name())] = t
+	cols := &tableColumns{byName: map[string]storedColumn{}, foldCase: true}
+	err := queryCatalog(stmt, pool, mysqlColumnsSQL, []any{schema, key.table}, func(rows *sql.Rows) error {
+		var column, typ string
+		var precision sql.NullInt64
+		if err := rows.Scan(&column, &typ, &precision); err != nil {
+			return err
+		}
+		typ = strings.ToLower(typ)
+		c := storedColumn{typeName: typ, precision: -1}
+		if precision.Valid && precision.Int64 >= 0 && precision.Int64 <= 6 {
+			c.precision = int(precision.Int64)
+		}
+		switch typ {
+		case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
+			c.binary = true
+		}
+		cols.byName[strings.ToLower(column)] = c
+		return nil
+	})
+	return cols, err
+}
+
+// queryCatalog runs a catalog query on pool, logged as the statement's other queries are, and hands
+// each row to scan.
+func queryCatalog(stmt *gorm.Statement, pool gorm.ConnPool, query string, vars []any, scan func(*sql.Rows) error) (err error) {
+	begin := time.Now()
+	var n int64
+	defer func() {
+		stmt.DB.Logger.Trace(stmt.Context, begin, func() (string, int64) {
+			return stmt.DB.Dialector.Explain(query, vars...), n
+		}, err)
+	}()
+	rows, err := pool.QueryContext(stmt.Context, query, vars...)
+	if err != nil {
+		return err
 	}
-	return byName
+	defer rows.Close()
+	for rows.Next() {
+		if err = scan(rows); err != nil {
+			return err
+		}
+		n++
+	}
+	return rows.Err()
+}
+
+// builtinTypeName is a PostgreSQL built-in type's name, safe to write as it is.
+var builtinTypeName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// plainIdentifier is a schema or type name that can be quoted safely: no quote, dot or other
+// character GORM's quoting would have to escape.
+var plainIdentifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
+
+// sqlTypeNames are the SQL names of built-in types whose catalog names differ (int8 is bigint).
+var sqlTypeNames = map[string]string{
+	"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
+	"float8": "double precision", "bool": "boolean",
+}
+
+// postgresTypeSQL is the type as CAST(? AS …) takes it: a built-in type by its name (never with a
+// length: a value longer than the column must not be cut down to match another row), any other
+// (an enum, a domain, an extension's type) schema-qualified and quoted through GORM's quoting. A name
+// that quoting could not keep intact is refused.
+func postgresTypeSQL(stmt *gorm.Statement, typSchema, typ string) (string, error) {
+	if typSchema == "pg_catalog" && builtinTypeName.MatchString(typ) {
+		if name, ok := sqlTypeNames[typ]; ok {
+			return name, nil
+		}
+		return typ, nil
+	}
+	if !plainIdentifier.MatchString(typSchema) || !plainIdentifier.MatchString(typ) {
+		return "", invalidf("column type %q.%q cannot be written into a cast safely: rename it to letters, digits and underscores", typSchema, typ)
+	}
+	var b strings.Builder
+	stmt.DB.Dialector.QuoteTo(&b, typSchema)
+	b.WriteByte('.')
+	stmt.DB.Dialector.QuoteTo(&b, typ)
+	return b.String(), nil
 }

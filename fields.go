@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -51,6 +50,8 @@ type lockField struct {
 type keyField struct {
 	field    *schema.Field
 	castType string
+	// binary marks a MySQL binary string column, cast to BINARY where a derived table holds it.
+	binary bool
 }
 
 // lockSpec is everything the plugin needs to lock-check one model: resolved once and cached.
@@ -60,19 +61,9 @@ type lockSpec struct {
 	locks   []lockField
 	// shared lists the column fields GORM reaches through a pointer (see behindPointer).
 	shared []*schema.Field
-	// stored are the table's column types as the database has them, read once (storedColumns).
-	stored     map[string]gorm.ColumnType
-	storedOnce sync.Once
-}
-
-// storedTypes returns the table's column types, reading them on first use.
-func (s *lockSpec) storedTypes(p *Plugin, stmt *gorm.Statement) map[string]gorm.ColumnType {
-	s.storedOnce.Do(func() {
-		if s.stored == nil {
-			s.stored = storedColumns(p, stmt)
-		}
-	})
-	return s.stored
+	// stored are the table's column types as the database has them (storedColumns); nil when they
+	// could not be read.
+	stored *tableColumns
 }
 
 // fieldCacheKey identifies one resolution of lock fields.
@@ -80,7 +71,7 @@ type fieldCacheKey struct {
 	schema  *schema.Schema
 	dialect string
 	fields  string
-	table   string
+	table   tableKey
 }
 
 // defaultLockFields are tried in order when WithLock names no field: column names first, then the Go
@@ -96,19 +87,18 @@ var precisionInType = regexp.MustCompile(`\((\d)\)`)
 
 var timeType = reflect.TypeOf(time.Time{})
 
-// lockFields resolves the requested names (or the defaults) for the statement's model, once per
-// model, dialect and name list.
+// lockSpec resolves the requested names (or the defaults) for the statement's model, once per model,
+// dialect, name list and table (schema included). The key and column types come from the table as
+// the database has it, for every model: a cast or comparison built from the type GORM would create
+// fails or misjudges on a table made by hand (a uuid or char(n) key, a coarser timestamp).
 func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, error) {
-	key := fieldCacheKey{schema: stmt.Schema, dialect: stmt.Dialector.Name(), fields: strings.Join(names, "\x00"), table: stmt.Table}
-	if cached, ok := p.fieldCache.Load(key); ok {
-		return cached.(*lockSpec), nil
+	key := fieldCacheKey{schema: stmt.Schema, dialect: stmt.Dialector.Name(), fields: strings.Join(names, "\x00"), table: tableOf(stmt)}
+	if cached, ok := p.specs.get(key); ok {
+		return cached, nil
 	}
 	// The table's column types are read before taking the mutex: a query made while holding it could
 	// wait for a connection that a goroutine waiting for the mutex holds.
-	var columns map[string]gorm.ColumnType
-	if hasTimestampField(stmt.Schema) {
-		columns = storedColumns(p, stmt)
-	}
+	columns := storedColumns(p, stmt)
 	// Resolving is rare, and MySQL's DataTypeOf writes to the shared schema field: do it one at a time.
 	p.resolveMu.Lock()
 	defer p.resolveMu.Unlock()
@@ -123,15 +113,36 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 			// matched with it, and a conflict would name the wrong rows.
 			return nil, invalidf("primary key %s of model %s has a GORM serializer: lock-checked writes need keys stored as they are in Go", f.Name, stmt.Schema.Name)
 		}
-		spec.keys = append(spec.keys, keyField{field: f, castType: postgresCastType(stmt, f)})
+		cast, err := columnCastType(stmt, f, columns)
+		if err != nil {
+			return nil, err
+		}
+		stored, _ := columns.column(f.DBName)
+		spec.keys = append(spec.keys, keyField{field: f, castType: cast, binary: stored.binary || key.dialect == "mysql" && f.DataType == schema.Bytes})
 	}
 	for i := range spec.locks {
 		if spec.locks[i].castType == "" {
-			spec.locks[i].castType = postgresCastType(stmt, spec.locks[i].field)
+			if spec.locks[i].castType, err = columnCastType(stmt, spec.locks[i].field, columns); err != nil {
+				return nil, err
+			}
 		}
 	}
-	p.fieldCache.Store(key, spec)
-	return spec, nil
+	if columns == nil && (key.dialect == "postgres" || key.dialect == "mysql") {
+		return spec, nil // not cached: the types are read again on the next write
+	}
+	return p.specs.add(key, spec, maxCachedSpecs), nil
+}
+
+// columnCastType is the PostgreSQL type a VALUES list casts a value of column f to: the column's type
+// as stored, or as GORM would create it when the stored types are not known. Other dialects need none.
+func columnCastType(stmt *gorm.Statement, f *schema.Field, columns *tableColumns) (string, error) {
+	if stmt.Dialector.Name() != "postgres" {
+		return "", nil
+	}
+	if c, ok := columns.column(f.DBName); ok {
+		return c.cast, c.castErr
+	}
+	return postgresCastType(stmt, f), nil
 }
 
 // postgresCastType is the column type a PostgreSQL VALUES list needs to compare with f; on other
@@ -154,7 +165,7 @@ func postgresCastType(stmt *gorm.Statement, f *schema.Field) string {
 
 // resolveLockFields resolves names (or the defaults) against the schema; columns are the table's
 // column types as stored, which timestamp locks need.
-func resolveLockFields(stmt *gorm.Statement, names []string, columns map[string]gorm.ColumnType) ([]lockField, error) {
+func resolveLockFields(stmt *gorm.Statement, names []string, columns *tableColumns) ([]lockField, error) {
 	s := stmt.Schema
 	if len(s.PrimaryFields) == 0 {
 		return nil, invalidf("model %s has no primary key: optimistic locking needs one to name each row", s.Name)
@@ -198,17 +209,7 @@ func resolveLockFields(stmt *gorm.Statement, names []string, columns map[string]
 	return fields, nil
 }
 
-// hasTimestampField reports whether the model has a field a timestamp lock could use.
-func hasTimestampField(s *schema.Schema) bool {
-	for _, f := range s.Fields {
-		if _, timestamp := lockValueKind(f.FieldType); timestamp && f.DBName != "" {
-			return true
-		}
-	}
-	return false
-}
-
-func newLockField(stmt *gorm.Statement, f *schema.Field, columns map[string]gorm.ColumnType) (lockField, error) {
+func newLockField(stmt *gorm.Statement, f *schema.Field, columns *tableColumns) (lockField, error) {
 	if f.PrimaryKey {
 		return lockField{}, invalidf("lock field %q of model %s is its primary key: use a version or updated_at column", f.Name, stmt.Schema.Name)
 	}
@@ -243,7 +244,7 @@ func newLockField(stmt *gorm.Statement, f *schema.Field, columns map[string]gorm
 // time throughout. SQLite keeps whatever text the driver or SQL wrote (with or without an offset or
 // fraction), so it compares instants with julianday(), which tells apart values 1 ms apart; a write
 // therefore moves the timestamp on by at least 1 ms, keeping the clock's nanoseconds.
-func newTimeLockField(stmt *gorm.Statement, f *schema.Field, columns map[string]gorm.ColumnType) lockField {
+func newTimeLockField(stmt *gorm.Statement, f *schema.Field, columns *tableColumns) lockField {
 	columnType := strings.ToLower(stmt.Dialector.DataTypeOf(f))
 	digits := -1
 	if m := precisionInType.FindStringSubmatch(columnType); m != nil {
@@ -255,18 +256,8 @@ func newTimeLockField(stmt *gorm.Statement, f *schema.Field, columns map[string]
 	if i := strings.IndexByte(typeName, '('); i >= 0 {
 		typeName = typeName[:i]
 	}
-	if stored, ok := columns[strings.ToLower(f.DBName)]; ok {
-		if name := strings.ToLower(stored.DatabaseTypeName()); name != "" {
-			typeName = name
-		}
-		if precision, _, ok := stored.DecimalSize(); ok && precision >= 0 && precision <= 9 {
-			digits = int(precision)
-		} else if full, ok := stored.ColumnType(); ok {
-			digits = -1
-			if m := precisionInType.FindStringSubmatch(strings.ToLower(full)); m != nil {
-				digits, _ = strconv.Atoi(m[1])
-			}
-		}
+	if stored, ok := columns.column(f.DBName); ok {
+		typeName, digits = stored.typeName, stored.precision
 	}
 	lf := lockField{field: f, kind: timeLock}
 	switch stmt.Dialector.Name() {
@@ -280,6 +271,10 @@ func newTimeLockField(stmt *gorm.Statement, f *schema.Field, columns map[string]
 			typeName = "timestamp"
 		case "timestamptz", "timestamp with time zone":
 			typeName = "timestamptz"
+		default:
+			if !builtinTypeName.MatchString(typeName) {
+				typeName = "timestamptz" // never SQL from a name that was not checked
+			}
 		}
 		lf.castType = typeName + "(" + strconv.Itoa(digits) + ")"
 	case "mysql":

@@ -79,7 +79,15 @@ func (p *Plugin) registerGuards(db *gorm.DB) error {
 		}
 		guards[stmt.Schema.ModelType] = g.fields
 	}
-	p.guards = guards
+	p.guards.Store(&guards)
+	return nil
+}
+
+// guardsOf returns the guarded model types, as the latest Initialize registered them.
+func (p *Plugin) guardsOf() map[reflect.Type][]string {
+	if g := p.guards.Load(); g != nil {
+		return *g
+	}
 	return nil
 }
 
@@ -98,8 +106,8 @@ func (p *Plugin) lockMode(db *gorm.DB) ([]string, writeMode, bool) {
 	fields, explicit := requested(db)
 	var guardFields []string
 	guarded := false
-	if db.Statement.Schema != nil && len(p.guards) > 0 {
-		guardFields, guarded = p.guards[db.Statement.Schema.ModelType]
+	if guards := p.guardsOf(); db.Statement.Schema != nil && len(guards) > 0 {
+		guardFields, guarded = guards[db.Statement.Schema.ModelType]
 	}
 	switch {
 	case explicit && len(fields) == 0 && guarded:

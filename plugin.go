@@ -44,10 +44,13 @@ const pluginName = "optlock"
 // Plugin adds lock checks to GORM statements marked with [WithLock] or written by [UpdateSafely].
 // Create it with [New] and register it with gorm.DB.Use. Its zero value is not usable.
 type Plugin struct {
-	// fieldCache maps a fieldCacheKey to the resolved []lockField, so the schema is looked up
-	// once per model, dialect and field list rather than on every statement.
-	fieldCache sync.Map
-	resolveMu  sync.Mutex
+	// specs maps a fieldCacheKey to the resolved lockSpec, so the schema is looked up once per model,
+	// dialect, field list and table rather than on every statement; the least recently used are
+	// forgotten (cache.go).
+	specs lru[fieldCacheKey, *lockSpec]
+	// columns holds the column types of recently written tables (storedColumns).
+	columns   columnCache
+	resolveMu sync.Mutex
 	// savepoints numbers the savepoints this plugin creates, so names never repeat.
 	savepoints atomic.Uint64
 	// bindVarLimit, when set, overrides the dialect's bind-parameter limit (WithBindVarLimit).
@@ -56,8 +59,10 @@ type Plugin struct {
 	onConflict func(ctx context.Context, err *OptimisticLockError)
 	// guardRequests are the Guard options, checked by Initialize into guards.
 	guardRequests []guardRequest
-	// guards maps each guarded model type to its lock field names (none: the default).
-	guards map[reflect.Type][]string
+	// guards maps each guarded model type to its lock field names (none: the default). Initialize
+	// publishes a new map, never changes one: one Plugin may be given to several *gorm.DB, whose
+	// statements read it while another Initialize runs.
+	guards atomic.Pointer[map[reflect.Type][]string]
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)

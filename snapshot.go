@@ -68,7 +68,11 @@ func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value) (*sn
 			seen[key] = i
 		}
 		for _, l := range spec.locks {
-			s.values = append(s.values, plainLockValue(l.kind, l.field.ReflectValueOf(ctx, row)))
+			v := plainLockValue(l.kind, l.field.ReflectValueOf(ctx, row))
+			if l.wallClock {
+				v = wallClockAsUTC(v.(time.Time))
+			}
+			s.values = append(s.values, v)
 		}
 		for _, f := range spec.shared {
 			s.shared = append(s.shared, copyValue(f.ReflectValueOf(ctx, row)))
@@ -310,4 +314,17 @@ func compareKeys(a, b any) int {
 		}
 	}
 	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// wallClockAsUTC returns t's wall clock, in its own location, labelled UTC. A PostgreSQL timestamp
+// without time zone stores a wall clock: the one the struct holds is the one it shows (pgx reads the
+// column labelled with the session's TimeZone, as GORM's driver sets it up, or UTC). pgx binds a
+// time.Time by that wall clock over the extended protocol, but as a UTC instant over the simple
+// protocol (PgBouncer's), which for any other label is a different wall clock: labelled UTC, the two
+// are the same, so the snapshot is bound, and compared, by the wall clock it shows on every protocol.
+func wallClockAsUTC(t time.Time) time.Time {
+	if t.IsZero() || t.Location() == time.UTC {
+		return t
+	}
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
 }

@@ -63,7 +63,8 @@ type eachRequest struct {
 // eachState is what UpdateEach's statement carries through the callbacks.
 type eachState struct {
 	columns []*schema.Field
-	// castTypes are the PostgreSQL types the first row of values is cast to, per column.
+	// castTypes are, per column, the PostgreSQL types the first row of values is cast to, or MySQL's
+	// BINARY, which every row of a binary column is cast to.
 	castTypes []string
 	// values holds, row after row in the caller's order, the values of columns.
 	values []any
@@ -133,22 +134,25 @@ func (p *Plugin) prepareEach(db *gorm.DB, st *lockState, names []string) error {
 	if !db.Statement.Unscoped {
 		each.softDelete = softDeleteField(s)
 	}
-	if st.spec.dialect == "postgres" {
-		columns := st.spec.storedTypes(p, db.Statement)
-		for _, f := range fields {
-			each.castTypes = append(each.castTypes, columnCastType(db.Statement, f, columns))
+	for _, f := range fields {
+		cast := ""
+		switch st.spec.dialect {
+		case "postgres":
+			var err error
+			if cast, err = columnCastType(db.Statement, f, st.spec.stored); err != nil {
+				return err
+			}
+		case "mysql":
+			// A derived table types a bare parameter as text in the connection's character set, which
+			// refuses bytes that are not valid in it: a binary column's value is cast to BINARY.
+			if c, _ := st.spec.stored.column(f.DBName); c.binary || f.DataType == schema.Bytes {
+				cast = "BINARY"
+			}
 		}
+		each.castTypes = append(each.castTypes, cast)
 	}
 	st.each = each
 	return nil
-}
-
-// columnCastType is the PostgreSQL type of a column as stored (its udt_name), or as GORM would create it.
-func columnCastType(stmt *gorm.Statement, f *schema.Field, columns map[string]gorm.ColumnType) string {
-	if c, ok := columns[f.DBName]; ok && validFieldName.MatchString(c.DatabaseTypeName()) {
-		return c.DatabaseTypeName()
-	}
-	return postgresCastType(stmt, f)
 }
 
 // buildEach writes UpdateEach's statement: the earlier chunks are sent here, the last is left in the
@@ -341,7 +345,10 @@ func (w eachWrite) writeValue(b clause.Builder, r, i int, typeRow bool) {
 	cast := ""
 	switch {
 	case i < k:
-		if typeRow {
+		switch {
+		case spec.dialect == "mysql" && spec.keys[i].binary:
+			cast = "BINARY" // see prepareEach
+		case typeRow:
 			cast = spec.keys[i].castType
 		}
 	case i < k+l:
@@ -349,13 +356,8 @@ func (w eachWrite) writeValue(b clause.Builder, r, i int, typeRow bool) {
 			cast = lf.castType
 		}
 	default:
-		if typeRow && len(w.st.each.castTypes) > 0 {
-			cast = w.st.each.castTypes[i-k-l]
-		}
-		if spec.dialect == "mysql" && w.column(i).DataType == schema.Bytes {
-			// A derived table types a bare parameter as text in the connection's character set,
-			// which refuses bytes that are not valid in it.
-			cast = "BINARY"
+		if c := w.st.each.castTypes[i-k-l]; typeRow || spec.dialect == "mysql" {
+			cast = c
 		}
 	}
 	if cast == "" {

@@ -34,7 +34,7 @@ func (p *Plugin) guardUpsert(db *gorm.DB) {
 	if stmt.Schema == nil || !isGuarded(p, stmt) {
 		return
 	}
-	spec, err := p.lockSpec(stmt, p.guards[stmt.Schema.ModelType])
+	spec, err := p.lockSpec(stmt, p.guardsOf()[stmt.Schema.ModelType])
 	if err != nil {
 		_ = db.AddError(err)
 		return

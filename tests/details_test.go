@@ -37,6 +37,12 @@ func TestConflictDetailsTellChangedFromDeleted(t *testing.T) {
 		bumpBehindTheirBack(t, db, items[1].ID)
 		require.NoError(t, db.Delete(&Item{}, items[3].ID).Error)
 
+		// The first lock-checked write of the table reads its column types; count the conflict's queries
+		// on a later one.
+		warm := []Item{items[0]}
+		require.NoError(t, optlock.UpdateSafely(db, &warm, map[string]any{"qty": items[0].Qty}).Error)
+		require.NoError(t, db.Model(&Item{}).Where("id = ?", items[0].ID).UpdateColumn("version", items[0].Version).Error)
+
 		rec, log := recording(db)
 		lockErr := asLockError(t, optlock.UpdateSafely(rec, &items, map[string]any{"qty": 0}).Error)
 		assert.Equal(t, []any{items[1].ID, items[3].ID}, lockErr.ConflictIDs)
