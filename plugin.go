@@ -92,8 +92,8 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	// Every anchor below is a callback GORM registers in every configuration but GORM's own
 	// transaction, which it leaves out under gorm.Config.SkipDefaultTransaction: a callback placed by
 	// a name GORM did not register lands wherever the sort puts it (the end of the chain).
-	first, afterTx := placement(db, update, "gorm:setup_reflect_value")
-	firstDel, afterTxDel := placement(db, del, "gorm:before_delete")
+	first, txEnd, afterTx := placement(db, update, "gorm:setup_reflect_value")
+	firstDel, txEndDel, afterTxDel := placement(db, del, "gorm:before_delete")
 	hooks := []struct {
 		processor interface {
 			Get(name string) func(*gorm.DB)
@@ -113,7 +113,7 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		// Judge the result inside the transaction, so a conflict rolls it back and stops Save's upsert.
 		{update, "optlock:check", update.After("gorm:update").Before("gorm:save_after_associations").Register, p.check},
 		// Keep the call's error as it is before GORM's ROLLBACK can flatten it into text.
-		{update, "optlock:settle", update.After("gorm:after_update").Register, keepError},
+		{update, "optlock:settle", update.After("gorm:after_update").Before(txEnd).Register, keepError},
 		// Report and put rows back only once the transaction GORM opened is committed or rolled back.
 		{update, "optlock:finish", update.After(afterTx).Register, p.finish},
 
@@ -121,7 +121,7 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		{del, "optlock:prepare", del.After("optlock:route").Before("gorm:before_delete").Register, p.prepare(deleting)},
 		{del, "optlock:build", del.Before("gorm:delete").After("gorm:delete_before_associations").Register, p.build},
 		{del, "optlock:check", del.After("gorm:delete").Before("gorm:after_delete").Register, p.check},
-		{del, "optlock:settle", del.After("gorm:after_delete").Register, keepError},
+		{del, "optlock:settle", del.After("gorm:after_delete").Before(txEndDel).Register, keepError},
 		{del, "optlock:finish", del.After(afterTxDel).Register, p.finish},
 
 		// An upsert overwrites rows it never read: refuse it, or for a guarded model's named columns,
@@ -143,14 +143,15 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	return nil
 }
 
-// placement returns where the plugin's first callback goes (before GORM's transaction begins) and what
-// its finish callback follows (GORM's commit or rollback), for a chain whose first callback after the
-// transaction is firstAfterBegin. Without GORM's transaction callbacks (SkipDefaultTransaction in
-// gorm.Config: callbacks.RegisterDefaultCallbacks matches them on it) they are placed by callbacks that
-// are always registered: first before firstAfterBegin, finish after the plugin's own settle.
-func placement(db *gorm.DB, chain interface{ Get(string) func(*gorm.DB) }, firstAfterBegin string) (first, finishAfter string) {
+// placement returns where the plugin's first callback goes (before GORM's transaction begins), what
+// its settle callback precedes (GORM's commit or rollback) and what its finish callback follows, for a
+// chain whose first callback after the transaction begins is firstAfterBegin. Without GORM's
+// transaction callbacks (SkipDefaultTransaction in gorm.Config: callbacks.RegisterDefaultCallbacks
+// matches them on it) they are placed by callbacks that are always registered: first before
+// firstAfterBegin, settle with nothing after it, finish after the plugin's own settle.
+func placement(db *gorm.DB, chain interface{ Get(string) func(*gorm.DB) }, firstAfterBegin string) (first, settleBefore, finishAfter string) {
 	if db.Config.SkipDefaultTransaction || chain.Get("gorm:begin_transaction") == nil || chain.Get("gorm:commit_or_rollback_transaction") == nil {
-		return firstAfterBegin, "optlock:settle"
+		return firstAfterBegin, "", "optlock:settle"
 	}
-	return "gorm:begin_transaction", "gorm:commit_or_rollback_transaction"
+	return "gorm:begin_transaction", "gorm:commit_or_rollback_transaction", "gorm:commit_or_rollback_transaction"
 }
