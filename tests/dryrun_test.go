@@ -116,18 +116,7 @@ func typStamps(t *testing.T, c configured) map[uint]TypStamp {
 // soft-deleted), as another pool reads them.
 func requireStampsStored(t *testing.T, c configured, rows []TypStamp, deleted bool) {
 	t.Helper()
-	stored := typStamps(t, c)
-	for _, r := range rows {
-		got, ok := stored[r.ID]
-		require.True(t, ok, "row %d is in the table", r.ID)
-		if deleted {
-			assert.True(t, got.DeletedAt.Valid, "row %d soft-deleted", r.ID)
-			continue
-		}
-		assert.False(t, got.DeletedAt.Valid)
-		assert.Equal(t, r.Body, got.Body, "row %d body", r.ID)
-		assert.True(t, r.UpdatedAt.Equal(got.UpdatedAt), "row %d updated_at: struct %v, stored %v", r.ID, r.UpdatedAt, got.UpdatedAt)
-	}
+	requireStampsOn(t, c, rows, deleted, false)
 }
 
 // TestDryRunWritesNothing: on every write path, a dry run (a DryRun session, or ToSQL) as the first

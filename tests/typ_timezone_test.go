@@ -99,10 +99,10 @@ func TestPostgresSessionTimeZoneAndProtocol(t *testing.T) {
 			}
 		}
 	}
-	_ = testenv.PostgresDSN
 }
 
-// requireStampsOn is requireStampsStored comparing updated_at as the column stores it.
+// requireStampsOn checks that every row is committed exactly as its struct says (deleted ones
+// soft-deleted), comparing updated_at as the column stores it: a wall clock, or an instant.
 func requireStampsOn(t *testing.T, c configured, rows []TypStamp, deleted, wallClock bool) {
 	t.Helper()
 	stored := typStamps(t, c)
