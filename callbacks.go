@@ -595,6 +595,7 @@ func (p *Plugin) finish(db *gorm.DB) {
 			db.Error = replaceCause(db.Error, st.conflict, refusal)
 		}
 	}
+	st.refusedByDatabase(db)
 	if st.conflict != nil && len(st.conflict.ConflictIDs) > 0 && p.onConflict != nil {
 		p.onConflict(db.Statement.Context, st.conflict)
 	}
@@ -608,9 +609,23 @@ func (p *Plugin) finish(db *gorm.DB) {
 	st.before.restore(db.Statement)
 }
 
+// refusedByDatabase makes a database's deadlock or serialization failure outside the caller's
+// transaction the conflict it is: an *OptimisticLockError naming every row of the write (all were
+// refused, nothing was written), the database's error kept in DatabaseErr. Inside the caller's
+// transaction the same error is ErrTxAborted (see outcome).
+func (st *lockState) refusedByDatabase(db *gorm.DB) {
+	if st.callerTx || st.conflict != nil || db.Error == nil || txKillingError(db.Error) == nil {
+		return
+	}
+	st.conflict = &OptimisticLockError{Table: db.Statement.Table, DatabaseErr: db.Error}
+	for i := range st.snapshot.rows {
+		st.conflict.add(RowConflict{ID: st.snapshot.key(st.spec, i), Unknown: true})
+	}
+	db.Error = st.conflict
+}
+
 // outcome is the call's final error, every cause kept: a caller's transaction that cannot go on is
-// reported as ErrTxAborted (never as a conflict it could commit after), and a database's deadlock or
-// serialization failure outside it as a conflict.
+// reported as ErrTxAborted (never as a conflict it could commit after).
 func (st *lockState) outcome(db *gorm.DB) error {
 	err := db.Error
 	if err == nil {
@@ -625,8 +640,6 @@ func (st *lockState) outcome(db *gorm.DB) error {
 		err = &txAbortedError{reason: "the write could not be undone inside the transaction", err: cause}
 	case st.callerTx && fatal != nil:
 		err = &txAbortedError{reason: "the database aborted the transaction", err: fatal}
-	case st.conflict == nil && fatal != nil:
-		err = &serializationConflict{err: err}
 	}
 	if ctxErr := db.Statement.Context.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		err = joinCauses(err, ctxErr) // GORM joins errors with %v, losing ctxErr

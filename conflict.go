@@ -35,6 +35,12 @@ type OptimisticLockError struct {
 	// failed query, an ended context). ConflictIDs then names every row of the write, each with
 	// Unknown set. Unwrap returns it, so errors.As reaches the database's error.
 	DetailsErr error
+	// DatabaseErr, when set, is the database's own refusal of the whole write, outside the caller's
+	// transaction: a serialization failure or deadlock with a concurrent transaction (PostgreSQL
+	// 40001/40P01, MySQL 1213, a Galera certification failure). ConflictIDs then names every row of
+	// the write, each with Unknown set: all of them were refused. Unwrap returns it, so errors.As
+	// reaches the driver's error.
+	DatabaseErr error
 }
 
 // RowConflict describes one conflicting row of an [OptimisticLockError].
@@ -45,8 +51,9 @@ type RowConflict struct {
 	Deleted bool
 	// Current holds, for a changed row, its lock columns as now stored, by column name.
 	Current map[string]any
-	// Unknown is true when the row's state could not be read (see DetailsErr): the write was refused
-	// because this row or another of the same write changed or was deleted.
+	// Unknown is true when the row's state could not be read (see DetailsErr), or the database refused
+	// the whole write (see DatabaseErr): the write was refused because this row or another of the same
+	// write changed, was deleted, or was being written concurrently.
 	Unknown bool
 }
 
@@ -58,6 +65,12 @@ func (e *OptimisticLockError) add(row RowConflict) {
 // Error describes the conflict in one line, naming up to ten of the conflicting keys.
 func (e *OptimisticLockError) Error() string {
 	var b strings.Builder
+	if e.DatabaseErr != nil {
+		fmt.Fprintf(&b, "optlock: the database refused the write of %d row(s) of table %q because of a concurrent transaction (%v), primary keys ", len(e.ConflictIDs), e.Table, e.DatabaseErr)
+		writeIDs(&b, e.ConflictIDs)
+		b.WriteString("; nothing was written: re-read the rows and retry")
+		return b.String()
+	}
 	if e.DetailsErr != nil {
 		fmt.Fprintf(&b, "optlock: the write of %d row(s) of table %q was refused: one or more changed or were deleted since read, but which could not be read (%v), primary keys ", len(e.ConflictIDs), e.Table, e.DetailsErr)
 		writeIDs(&b, e.ConflictIDs)
@@ -131,8 +144,17 @@ func writeCurrent(b *strings.Builder, current map[string]any) {
 // Is reports whether target is [ErrConflict], so errors.Is recognises every conflict.
 func (e *OptimisticLockError) Is(target error) bool { return target == ErrConflict }
 
-// Unwrap returns DetailsErr: why the conflict's details could not be read, or nil.
-func (e *OptimisticLockError) Unwrap() error { return e.DetailsErr }
+// Unwrap returns DatabaseErr and DetailsErr, those that are set: the database's refusal of the
+// write, and why the conflict's details could not be read.
+func (e *OptimisticLockError) Unwrap() []error {
+	var errs []error
+	for _, err := range []error{e.DatabaseErr, e.DetailsErr} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
 
 // ErrNotMatched matches a lock-checked write that was refused although every row still holds what was
 // read: the statement's other conditions (the caller's Where, a scope) excluded the rows. Nothing was

@@ -148,15 +148,3 @@ func walk(err error, visit func(error) bool) bool {
 	}
 	return false
 }
-
-// serializationConflict is a database's serialization failure or deadlock on a lock-checked write:
-// the same situation as a conflict, so it matches [ErrConflict], with the database's error kept.
-type serializationConflict struct{ err error }
-
-func (e *serializationConflict) Error() string {
-	return "optlock: the database refused the write because of a concurrent one (" + e.err.Error() + "); nothing was written: re-read and retry"
-}
-
-func (e *serializationConflict) Is(target error) bool { return target == ErrConflict }
-
-func (e *serializationConflict) Unwrap() error { return e.err }
