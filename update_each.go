@@ -12,19 +12,32 @@ import (
 
 // UpdateEach writes back many rows, each with its own values, checked, in one statement: rows is a
 // pointer to a slice of structs (or struct pointers) the caller read and then changed in memory. Each
-// row's current values of columns (column or Go field names; with none, every column GORM's Save
-// would write except the primary key, the lock fields, created_at and deleted_at) are written to that
-// row, and only if every row's lock fields still hold what its struct holds.
+// row's current values of the columns written are written to that row, and only if every row's lock
+// fields still hold what its struct holds.
+//
+// The columns written are what GORM's Save writes under db's Select and Omit, so columns a caller
+// left out, or never read, keep what is stored:
+//   - with no columns: every updatable column except the primary key, the lock fields, created_at and
+//     deleted_at (the last two only when Select names them); Omit leaves columns out, and a Select
+//     other than "*" writes only the columns it names;
+//   - with columns (column or Go field names): exactly those that Select and Omit leave;
+//   - a column with autoUpdateTime (updated_at, when it is not the lock) is set to now, as Save sets
+//     it: when no columns are given it is written even under a Select that does not name it, unless
+//     Omit names it; when columns are given, only if they name it.
+//
+// The primary key and the lock fields are never written from the structs: rows are matched by key,
+// and the lock is checked and advanced whatever Select and Omit name (naming them is allowed, as for
+// Save: the read's own Select("id", "qty", "version") may be reused for the write).
 //
 // The contract is UpdateSafely's: all or nothing (inside the caller's transaction too, where
 // [ErrConflict] means the transaction is alive), an [*OptimisticLockError] naming every conflicting
 // key, lock fields advanced in memory on success and the structs left as they were on a conflict, lock
 // fields from [WithLock] on db or the model's default, guarded models honoured. Bad input (an unknown
-// column, a key or lock column in columns, rows of mixed types, zero or duplicate keys, rows that are
-// not a pointer to a slice) gives an error wrapping [ErrInvalidLock] and writes nothing. BeforeSave,
-// BeforeUpdate, AfterUpdate and AfterSave hooks run for every row, as GORM's Save runs them; values a
-// Before hook sets are written. A column with autoUpdateTime (updated_at, when it is not the lock)
-// is set to now, as Save sets it.
+// column in columns, Select or Omit; a key or lock column in columns; Select and Omit leaving nothing
+// to write; rows of mixed types, zero or duplicate keys, rows that are not a pointer to a slice) gives
+// an error wrapping [ErrInvalidLock] and writes nothing. BeforeSave, BeforeUpdate, AfterUpdate and
+// AfterSave hooks run for every row, as GORM's Save runs them; values a Before hook sets in a column
+// written are written.
 //
 // Rows are written with one UPDATE per chunk (chunks only when the rows need more bind parameters than
 // one statement takes), joined to a list of per-row values and taking the row locks in primary-key
@@ -82,53 +95,15 @@ func eachRequestOf(db *gorm.DB) (eachRequest, bool) {
 	return r, ok && isRequest && r.stmt == db.Statement
 }
 
-// prepareEach resolves the columns of an UpdateEach against the schema.
+// prepareEach resolves the columns of an UpdateEach against the schema, Select and Omit (eachColumns).
 func (p *Plugin) prepareEach(db *gorm.DB, st *lockState, names []string) error {
 	s := db.Statement.Schema
 	if whereExprCount(db.Statement) > 0 {
 		return invalidf("UpdateEach writes the rows it is given, by key: it takes no Where conditions; filter the rows before the call")
 	}
-	isLockOrKey := func(f *schema.Field) bool {
-		if f.PrimaryKey {
-			return true
-		}
-		for _, lf := range st.spec.locks {
-			if lf.field == f {
-				return true
-			}
-		}
-		return false
-	}
-	var fields []*schema.Field
-	if len(names) == 0 {
-		for _, f := range s.Fields {
-			if f.DBName == "" || !f.Updatable || isLockOrKey(f) || f.AutoCreateTime > 0 || f.FieldType == deletedAtType {
-				continue
-			}
-			fields = append(fields, f)
-		}
-	}
-	seen := map[*schema.Field]bool{}
-	for _, name := range names {
-		if !validFieldName.MatchString(name) {
-			return invalidf("malformed column name %q for UpdateEach: use a column or Go field name", name)
-		}
-		f := s.LookUpField(name)
-		switch {
-		case f == nil || f.DBName == "":
-			return invalidf("UpdateEach: model %s has no column or field %q", s.Name, name)
-		case isLockOrKey(f):
-			return invalidf("UpdateEach: %q is a primary key or lock column: leave it out, optlock matches rows by key and advances the lock itself", name)
-		case !f.Updatable:
-			return invalidf("UpdateEach: column %q of model %s is not updatable", name, s.Name)
-		case seen[f]:
-			return invalidf("UpdateEach: column %q named twice", name)
-		}
-		seen[f] = true
-		fields = append(fields, f)
-	}
-	if len(fields) == 0 {
-		return invalidf("UpdateEach: model %s has no column to write besides its keys and lock fields", s.Name)
+	fields, err := eachColumns(db.Statement, st.spec, names)
+	if err != nil {
+		return err
 	}
 	each := &eachState{columns: fields}
 	if !db.Statement.Unscoped {
@@ -138,7 +113,6 @@ func (p *Plugin) prepareEach(db *gorm.DB, st *lockState, names []string) error {
 		cast := ""
 		switch st.spec.dialect {
 		case "postgres":
-			var err error
 			if cast, err = columnCastType(db.Statement, f, st.spec.stored); err != nil {
 				return err
 			}
