@@ -233,18 +233,19 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 // rows needs nothing: the rows it removes have no lock left to advance.
 func (p *Plugin) prepareAdvance(db *gorm.DB, op operation, names []string) {
 	stmt := db.Statement
-	if op == deleting || stmt.Schema == nil {
+	target := p.lockTarget(stmt) // a guarded table written without its model: seen as the model
+	if op == deleting || target.Schema == nil {
 		return
 	}
-	spec, err := p.lockSpec(stmt, names)
+	spec, err := p.lockSpec(target, names)
 	if err != nil {
-		if len(names) == 0 && !isGuarded(p, stmt) {
+		if len(names) == 0 && !isGuarded(p, target) {
 			return // Unchecked on a model without a lock field: nothing to advance
 		}
 		_ = db.AddError(err)
 		return
 	}
-	if err := checkValuesMap(stmt, spec); err != nil {
+	if err := checkValuesMap(target, spec); err != nil {
 		_ = db.AddError(err)
 		return
 	}

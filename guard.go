@@ -25,7 +25,9 @@ import (
 // lock on every row it touches (version + 1, updated_at to a strictly later value), so no holder of an
 // older read can overwrite it. Setting a lock field by hand is refused, so Save can never rewind one;
 // Save of a slice, an upsert, is refused. For a deliberate blind write by key, use [Unchecked].
-// WithLock on a guarded model may name other lock fields for one statement.
+// WithLock on a guarded model may name other lock fields for one statement. A write of the guarded
+// table without the model (db.Table("accounts"), or another struct mapped to the table) carries no
+// read rows and advances the lock too. Raw SQL (db.Exec, db.Raw) bypasses every guard.
 //
 // A bad guard (nil, not a pointer to a struct, no such field, no lock field) makes db.Use return an
 // error wrapping [ErrInvalidLock]. Guards belong to the plugin instance: no global state.
@@ -62,6 +64,7 @@ func Unchecked() func(*gorm.DB) *gorm.DB {
 // registerGuards checks every Guard against the model's schema and records the guarded types.
 func (p *Plugin) registerGuards(db *gorm.DB) error {
 	guards := make(map[reflect.Type][]string, len(p.guardRequests))
+	tables := make(guardedTables, len(p.guardRequests))
 	for _, g := range p.guardRequests {
 		v := reflect.ValueOf(g.model)
 		if g.model == nil || v.Kind() != reflect.Ptr || v.IsNil() || v.Elem().Kind() != reflect.Struct {
@@ -78,8 +81,10 @@ func (p *Plugin) registerGuards(db *gorm.DB) error {
 			return fmt.Errorf("Guard(%T): %w", g.model, err)
 		}
 		guards[stmt.Schema.ModelType] = g.fields
+		tables.add(stmt.Schema, g.fields)
 	}
 	p.guards.Store(&guards)
+	p.guardTables.Store(&tables)
 	return nil
 }
 
@@ -109,6 +114,10 @@ func (p *Plugin) lockMode(db *gorm.DB) ([]string, writeMode, bool) {
 	if guards := p.guardsOf(); db.Statement.Schema != nil && len(guards) > 0 {
 		guardFields, guarded = guards[db.Statement.Schema.ModelType]
 	}
+	table, tableWrite := p.tableWrite(db.Statement)
+	if tableWrite && !explicit {
+		guardFields = table.fields
+	}
 	switch {
 	case explicit && len(fields) == 0 && guarded:
 		return guardFields, checked, false
@@ -122,6 +131,9 @@ func (p *Plugin) lockMode(db *gorm.DB) ([]string, writeMode, bool) {
 		return guardFields, advanceOnly, false
 	case guarded:
 		return guardFields, checked, true
+	case tableWrite:
+		// A guarded table written without its model: no read rows to check, so advance.
+		return guardFields, advanceOnly, false
 	}
 	return nil, notLocked, false
 }

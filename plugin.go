@@ -63,6 +63,9 @@ type Plugin struct {
 	// publishes a new map, never changes one: one Plugin may be given to several *gorm.DB, whose
 	// statements read it while another Initialize runs.
 	guards atomic.Pointer[map[reflect.Type][]string]
+	// guardTables maps the guarded models' tables to their guards, for writes that name a guarded
+	// table without its model (guard_tables.go); published with guards.
+	guardTables atomic.Pointer[guardedTables]
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)

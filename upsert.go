@@ -31,10 +31,11 @@ func (p *Plugin) guardUpsert(db *gorm.DB) {
 		_ = db.AddError(invalidf("Save of a slice is an upsert, which cannot be lock-checked: write the rows with optlock.UpdateSafely, or Save them one at a time"))
 		return
 	}
-	if stmt.Schema == nil || !isGuarded(p, stmt) {
+	target := p.lockTarget(stmt) // a guarded table written without its model: seen as the model
+	if target.Schema == nil || !isGuarded(p, target) {
 		return
 	}
-	spec, err := p.lockSpec(stmt, p.guardsOf()[stmt.Schema.ModelType])
+	spec, err := p.lockSpec(target, p.guardsOf()[target.Schema.ModelType])
 	if err != nil {
 		_ = db.AddError(err)
 		return
@@ -46,7 +47,7 @@ func (p *Plugin) guardUpsert(db *gorm.DB) {
 		}
 	}
 	if setsLock {
-		_ = db.AddError(invalidf("an upsert (Save of a slice, or ON CONFLICT DO UPDATE of every column or of a lock column) of guarded model %s would overwrite rows unchecked: write the rows with optlock.UpdateSafely or optlock.UpdateEach, or Save them one at a time", stmt.Schema.Name))
+		_ = db.AddError(invalidf("an upsert (Save of a slice, or ON CONFLICT DO UPDATE of every column or of a lock column) of guarded model %s would overwrite rows unchecked: write the rows with optlock.UpdateSafely or optlock.UpdateEach, or Save them one at a time", target.Schema.Name))
 		return
 	}
 	stmt.Settings.Store(upsertKey{stmt}, c)
