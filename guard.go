@@ -27,8 +27,8 @@ import (
 // Save of a slice, an upsert, is refused. For a deliberate blind write by key, use [Unchecked].
 // WithLock on a guarded model may name other lock fields for one statement.
 //
-// A bad guard (nil, not a pointer to a struct, no such field, no lock field) makes db.Use return an
-// error wrapping [ErrInvalidLock]. Guards belong to the plugin instance: no global state.
+// A bad guard (nil, not a pointer to a struct, no such field, no lock field, a soft delete's field)
+// makes db.Use return an error wrapping [ErrInvalidLock]. Guards belong to the plugin instance: no global state.
 func Guard(model any, fields ...string) Option {
 	request := guardRequest{model: model, fields: append([]string(nil), fields...)}
 	return func(p *Plugin) { p.guardRequests = append(p.guardRequests, request) }
