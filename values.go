@@ -1,14 +1,20 @@
 package optlock
 
-import "gorm.io/gorm"
+import (
+	"reflect"
+	"time"
+
+	"gorm.io/gorm"
+)
 
 // checkWrittenValues refuses the values of a lock-aware update that the plugin would otherwise drop
-// without a word, or could not honour. Nothing has been written when it runs.
+// without a word: a lock field set by hand (the plugin advances lock fields itself), and a key that
+// names no column. Nothing has been written when it runs.
 func checkWrittenValues(stmt *gorm.Statement, spec *lockSpec) error {
 	if values, ok := valuesMap(stmt.Dest); ok {
 		return checkValuesMap(stmt, spec, values)
 	}
-	return nil
+	return checkValuesStruct(stmt, spec)
 }
 
 // valuesMap returns the map an update writes, given as a map or a pointer to one.
@@ -48,4 +54,100 @@ func checkValuesMap(stmt *gorm.Statement, spec *lockSpec, values map[string]any)
 		}
 	}
 	return nil
+}
+
+// checkValuesStruct rejects a struct of values that would set a lock field by hand. A struct always
+// carries every field, so it sets a lock field only when GORM would write that field from it (a
+// non-zero value, or any value Select names; not a field Omit or Select leaves out, nor an
+// autoUpdateTime field, which GORM sets to now itself) with a value other than the one the rows being
+// written hold: the row read, a copy of it, or the model itself (Save(&row), Updates(&row)) carries
+// the value it was read with, which is what the write is checked against. A write without read rows
+// (a guarded model written by a query, or Unchecked without a key) holds no such value: only zero is
+// accepted there.
+func checkValuesStruct(stmt *gorm.Statement, spec *lockSpec) error {
+	values := reflect.ValueOf(stmt.Dest)
+	for values.Kind() == reflect.Ptr {
+		if values.IsNil() {
+			return nil
+		}
+		values = values.Elem()
+	}
+	if values.Kind() != reflect.Struct {
+		return nil
+	}
+	var rows []reflect.Value
+	if carriesRows(stmt) {
+		rows = modelRows(stmt.ReflectValue)
+		if stmt.Dest == stmt.Model {
+			return nil // the rows read are the values: they carry the values read
+		}
+	}
+	valuesSchema := stmt.Schema
+	if values.Type() != stmt.Schema.ModelType {
+		// Another type of struct: GORM writes its fields that share a column name with the model's.
+		parsed := &gorm.Statement{DB: stmt.DB}
+		if err := parsed.Parse(stmt.Dest); err != nil {
+			return nil // GORM refuses it itself
+		}
+		valuesSchema = parsed.Schema
+	}
+	selected, restricted := stmt.SelectAndOmitColumns(false, true)
+	for _, lf := range spec.locks {
+		f := valuesSchema.LookUpField(lf.field.DBName)
+		if f == nil || f.DBName == "" || !f.Updatable || !stmt.SkipHooks && f.AutoUpdateTime > 0 {
+			continue
+		}
+		named, ok := selected[f.DBName]
+		if ok && !named || !ok && restricted {
+			continue // left out by Select or Omit
+		}
+		rv := f.ReflectValueOf(stmt.Context, values)
+		if !ok && rv.IsZero() {
+			continue // GORM's Updates leaves zero values out
+		}
+		got := plainLockValue(lf.kind, rv)
+		if len(rows) == 0 {
+			if !isZeroLockValue(got) {
+				return invalidf("values set the lock field %q to %v on a write without read rows: leave it out, optlock advances it on every write", f.Name, got)
+			}
+			continue
+		}
+		for _, row := range rows {
+			if read := plainLockValue(lf.kind, lf.field.ReflectValueOf(stmt.Context, row)); !equalLockValues(got, read) {
+				return invalidf("values set the lock field %q to %v, not to %v as read: leave it out (or as read), optlock advances it on every write", f.Name, got, read)
+			}
+		}
+	}
+	return nil
+}
+
+// modelRows lists the structs of a struct or slice model; nil elements are left out (the snapshot
+// refuses them).
+func modelRows(model reflect.Value) []reflect.Value {
+	if model.Kind() == reflect.Struct {
+		return []reflect.Value{model}
+	}
+	rows := make([]reflect.Value, 0, model.Len())
+	for i := range model.Len() {
+		row := model.Index(i)
+		for row.Kind() == reflect.Ptr || row.Kind() == reflect.Interface {
+			if row.IsNil() {
+				break
+			}
+			row = row.Elem()
+		}
+		if row.Kind() == reflect.Struct {
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+// equalLockValues compares two values of plainLockValue: times as instants.
+func equalLockValues(a, b any) bool {
+	if ta, ok := a.(time.Time); ok {
+		tb, ok := b.(time.Time)
+		return ok && ta.Equal(tb)
+	}
+	return a == b
 }
