@@ -195,7 +195,7 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		return
 	}
 	if op == updating {
-		if err := checkValuesMap(stmt, spec); err != nil {
+		if err := checkWrittenValues(stmt, spec); err != nil {
 			_ = db.AddError(err)
 			return
 		}
@@ -245,7 +245,7 @@ func (p *Plugin) prepareAdvance(db *gorm.DB, op operation, names []string) {
 		_ = db.AddError(err)
 		return
 	}
-	if err := checkValuesMap(target, spec); err != nil {
+	if err := checkWrittenValues(target, spec); err != nil {
 		_ = db.AddError(err)
 		return
 	}
@@ -270,31 +270,6 @@ func mayWriteElsewhere(stmt *gorm.Statement) bool {
 	s := stmt.Schema
 	hooks := s.BeforeSave || s.BeforeUpdate || s.BeforeDelete || s.AfterSave || s.AfterUpdate || s.AfterDelete
 	return !stmt.SkipHooks && hooks || len(s.Relationships.Relations) > 0
-}
-
-// checkValuesMap rejects a values map that sets a lock field (the plugin advances lock fields itself)
-// or names something that is not a field of the model: GORM would put such a key into SET as a column
-// name, and a lock-checked write builds no SQL from unchecked strings.
-func checkValuesMap(stmt *gorm.Statement, spec *lockSpec) error {
-	values, ok := stmt.Dest.(map[string]any)
-	if !ok {
-		return nil
-	}
-	for name := range values {
-		f := stmt.Schema.LookUpField(name)
-		if f == nil {
-			if _, isRelation := stmt.Schema.Relationships.Relations[name]; isRelation {
-				continue
-			}
-			return invalidf("values name %q, which is not a field of model %s", name, stmt.Schema.Name)
-		}
-		for _, lf := range spec.locks {
-			if f == lf.field {
-				return invalidf("values set the lock field %q: leave it out, optlock advances it on every write", name)
-			}
-		}
-	}
-	return nil
 }
 
 // build adds the lock columns to SET and the lock predicate to WHERE. It runs last before

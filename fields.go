@@ -209,9 +209,13 @@ func resolveLockFields(stmt *gorm.Statement, names []string, columns *tableColum
 	return fields, nil
 }
 
+// newLockField checks that f can be a lock field, and works out how it advances.
 func newLockField(stmt *gorm.Statement, f *schema.Field, columns *tableColumns) (lockField, error) {
 	if f.PrimaryKey {
 		return lockField{}, invalidf("lock field %q of model %s is its primary key: use a version or updated_at column", f.Name, stmt.Schema.Name)
+	}
+	if isSoftDeleteField(stmt.Schema, f) {
+		return lockField{}, invalidf("lock field %q of model %s belongs to its soft delete: a lock advances on every write, and advancing this field deletes the row; use a version or updated_at column", f.Name, stmt.Schema.Name)
 	}
 	counter, timestamp := lockValueKind(f.FieldType)
 	switch {

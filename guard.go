@@ -23,14 +23,15 @@ import (
 // row is refused with an [*OptimisticLockError], and the lock fields advance. A write that carries no
 // read rows (Model(&Account{}).Where(...).Updates(...)) cannot be checked, but it always advances the
 // lock on every row it touches (version + 1, updated_at to a strictly later value), so no holder of an
-// older read can overwrite it. Setting a lock field by hand is refused, so Save can never rewind one;
+// older read can overwrite it. Setting a lock field by hand is refused (see [UpdateSafely] for what
+// that is); Save(&row) carries the value read, the one it is checked against, so it never rewinds one;
 // Save of a slice, an upsert, is refused. For a deliberate blind write by key, use [Unchecked].
 // WithLock on a guarded model may name other lock fields for one statement. A write of the guarded
 // table without the model (db.Table("accounts"), or another struct mapped to the table) carries no
 // read rows and advances the lock too. Raw SQL (db.Exec, db.Raw) bypasses every guard.
 //
-// A bad guard (nil, not a pointer to a struct, no such field, no lock field) makes db.Use return an
-// error wrapping [ErrInvalidLock]. Guards belong to the plugin instance: no global state.
+// A bad guard (nil, not a pointer to a struct, no such field, no lock field, a soft delete's field)
+// makes db.Use return an error wrapping [ErrInvalidLock]. Guards belong to the plugin instance: no global state.
 func Guard(model any, fields ...string) Option {
 	request := guardRequest{model: model, fields: append([]string(nil), fields...)}
 	return func(p *Plugin) { p.guardRequests = append(p.guardRequests, request) }

@@ -84,5 +84,6 @@ func (p *Plugin) lockTarget(stmt *gorm.Statement) *gorm.Statement {
 		DB: stmt.DB, ConnPool: stmt.ConnPool, Context: stmt.Context,
 		Table: stmt.Table, TableExpr: stmt.TableExpr, Schema: t.schema,
 		Model: stmt.Model, Dest: stmt.Dest, ReflectValue: stmt.ReflectValue,
+		Selects: stmt.Selects, Omits: stmt.Omits,
 	}
 }

@@ -22,7 +22,8 @@ type lockRequest struct {
 // ("version", "updated_at") or Go field names ("Version", "UpdatedAt") of the model; with no fields the
 // model's version field is used if it has one, else its updated_at field. Fields are resolved against
 // the model's schema when the statement runs, and a bad name fails the statement with an error that
-// wraps [ErrInvalidLock]; a name is never put into SQL as given.
+// wraps [ErrInvalidLock]; a name is never put into SQL as given. The primary key and a soft delete's
+// field (deleted_at) are never lock fields: advancing deleted_at would delete every row written.
 //
 // On an update the statement then writes only rows whose lock fields still hold the values in the
 // model passed to Model, advances those fields (version+1, a newer updated_at) in the database and in

@@ -12,6 +12,11 @@ import (
 // what gorm.DB.Updates takes: a map[string]any or a struct. The lock fields are those named by
 // [WithLock] on db, or the model's version field (else its updated_at field) when db carries none.
 //
+// values may not set a lock field, here or on any lock-aware write: a map key naming one is refused,
+// and so is a struct from which GORM would write a lock field with another value than the rows hold
+// (a copy of the row read carries the value read, which is the check, and a zero value is left out as
+// GORM leaves it out). Nor may a key name something that is not a column (a gorm:"-" field).
+//
 // The check and the write are one UPDATE covering all rows, so two writers holding the same snapshot
 // can never both succeed. On success result.Error is nil, result.RowsAffected is the number of rows
 // written, and every struct in model has its lock fields advanced to what is now stored (version+1, or

@@ -206,6 +206,8 @@ func TestBadInputIsRefusedWithoutPanic(t *testing.T) {
 			values any
 		}{
 			{"values name a gorm:\"-\" field", &row, map[string]any{"note": "x"}},
+			{"values name a gorm:\"-\" field by its Go name", &row, map[string]any{"Note": "x"}},
+			{"values name a gorm:\"-\" field on many rows", &[]Hidden{row}, map[string]any{"Note": "x"}},
 			{"nil model", nil, map[string]any{"qty": 2}},
 		}
 		for _, tc := range cases {
