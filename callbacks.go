@@ -154,10 +154,15 @@ func (p *Plugin) route(db *gorm.DB) {
 	}
 }
 
-// keepError notes the call's error before GORM's commit or rollback, which joins a failure of its
-// own to it as text.
+// keepError settles a successful write's savepoint, undoing the write when a later step of the call
+// failed (an association saved after it, an After hook), and notes the call's error before GORM's
+// commit or rollback, which joins a failure of its own to it as text.
 func keepError(db *gorm.DB) {
 	if st := stateOf(db); st != nil {
+		if st.savepoint != "" && !db.DryRun {
+			settleSavepoint(db, st, db.Error != nil)
+			_ = db.AddError(st.undoErr)
+		}
 		st.beforeSettle = db.Error
 	}
 }
@@ -444,8 +449,9 @@ func (p *Plugin) check(db *gorm.DB) {
 	db.RowsAffected += st.earlierWritten
 	switch {
 	case db.RowsAffected == expected:
-		settleSavepoint(db, st, false)
-		_ = db.AddError(st.undoErr)
+		// The savepoint stays until settle: associations saved after the write (has-many, has-one)
+		// and After hooks may still fail, and inside the caller's transaction the write must then be
+		// undone with them, or a refused call would leave its first half for the caller to commit.
 		return
 	case db.RowsAffected > expected:
 		settleSavepoint(db, st, true)

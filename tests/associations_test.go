@@ -125,6 +125,37 @@ func TestFailingAfterHookUndoesTheWrite(t *testing.T) {
 	})
 }
 
+// Inside the caller's transaction too: a write whose AfterUpdate hook fails is undone under its
+// savepoint, so the caller, whose transaction is alive, commits nothing of it.
+func TestFailingAfterHookUndoesTheWriteInTheCallersTransaction(t *testing.T) {
+	eachDB(t, []any{&FailingAfter{}}, func(t *testing.T, db *gorm.DB) {
+		row := FailingAfter{Qty: 1, Version: 1}
+		require.NoError(t, db.Create(&row).Error)
+		for _, write := range []func(tx *gorm.DB, row *FailingAfter) error{
+			func(tx *gorm.DB, row *FailingAfter) error { return optlock.UpdateSafely(tx, row, map[string]any{"qty": 2}).Error },
+			func(tx *gorm.DB, row *FailingAfter) error { return tx.Scopes(optlock.WithLock()).Model(row).Update("qty", 2).Error },
+		} {
+			row.fail = true
+			tx := db.Begin()
+			require.NoError(t, tx.Error)
+			err := write(tx, &row)
+			commitErr := tx.Commit().Error
+			if commitErr != nil {
+				tx.Rollback()
+			}
+			require.ErrorIs(t, err, errAfterHook)
+			require.NoError(t, commitErr, "the caller's transaction is alive")
+			var stored FailingAfter
+			require.NoError(t, db.First(&stored, row.ID).Error)
+			assert.Equal(t, 1, stored.Qty, "the write was undone")
+			assert.EqualValues(t, 1, stored.Version)
+			assert.EqualValues(t, 1, row.Version, "struct put back")
+		}
+		row.fail = false
+		require.NoError(t, optlock.UpdateSafely(db, &row, map[string]any{"qty": 3}).Error, "no false conflict")
+	})
+}
+
 // Doc with a key the client chooses.
 type ClientKeyed struct {
 	ID      string `gorm:"primaryKey;size:36"`
