@@ -205,7 +205,16 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 			return
 		}
 	}
-	snap, err := takeSnapshot(stmt.Context, spec, stmt.ReflectValue)
+	st := anyStateOf(db) // route's, when it ran
+	var binding timeBinding
+	if spec.hasWallClock() {
+		var routed gorm.ConnPool
+		if st != nil {
+			routed = st.writePool
+		}
+		binding = p.timeBindingOf(stmt, routed)
+	}
+	snap, err := takeSnapshot(stmt.Context, spec, stmt.ReflectValue, binding)
 	if err != nil {
 		_ = db.AddError(err)
 		return
@@ -214,7 +223,6 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		_ = db.AddError(invalidf("the model holds no rows: pass the rows you read"))
 		return
 	}
-	st := anyStateOf(db) // route's, when it ran
 	if st == nil {
 		st = &lockState{writePool: stmt.ConnPool}
 		stmt.Settings.Store(stateKey{stmt}, st)

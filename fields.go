@@ -39,8 +39,9 @@ type lockField struct {
 	// step is the least a timeLock advances by on a write: unit, or 1 ms where values are compared
 	// with julianday().
 	step time.Duration
-	// wallClock marks a column without a time zone whose values the driver reads back as UTC wall
-	// clock (PostgreSQL timestamp): now is taken as a wall clock too.
+	// wallClock marks a column without a time zone (PostgreSQL timestamp), which stores a wall clock:
+	// the snapshot is bound by the wall clock the column holds (timeBinding.storedWallClock), and now
+	// is taken as a wall clock too.
 	wallClock bool
 	// julian compares the column as an instant with julianday() (SQLite, which stores text).
 	julian bool
@@ -64,6 +65,17 @@ type lockSpec struct {
 	// stored are the table's column types as the database has them (storedColumns); nil when they
 	// could not be read.
 	stored *tableColumns
+}
+
+// hasWallClock reports whether a lock column stores a wall clock (a PostgreSQL timestamp without time
+// zone), whose snapshot needs to know how the pool binds a time.
+func (s *lockSpec) hasWallClock() bool {
+	for _, lf := range s.locks {
+		if lf.wallClock {
+			return true
+		}
+	}
+	return false
 }
 
 // fieldCacheKey identifies one resolution of lock fields.

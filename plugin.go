@@ -49,7 +49,10 @@ type Plugin struct {
 	// forgotten (cache.go).
 	specs lru[fieldCacheKey, *lockSpec]
 	// columns holds the column types of recently written tables (storedColumns).
-	columns   columnCache
+	columns columnCache
+	// bindings holds how recently used pools bind a time to a timestamp without time zone
+	// (timeBindingOf).
+	bindings  lru[bindingKey, timeBinding]
 	resolveMu sync.Mutex
 	// savepoints numbers the savepoints this plugin creates, so names never repeat.
 	savepoints atomic.Uint64

@@ -24,8 +24,9 @@ type snapshot struct {
 }
 
 // takeSnapshot reads the rows of a struct or slice model. It refuses a row without a primary key and
-// two rows with the same key, which could only be written once.
-func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value) (*snapshot, error) {
+// two rows with the same key, which could only be written once. binding is how the write's pool binds
+// a time to a timestamp without time zone (wall-clock locks only).
+func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value, binding timeBinding) (*snapshot, error) {
 	rows, err := structRows(model)
 	if err != nil {
 		return nil, err
@@ -70,7 +71,7 @@ func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value) (*sn
 		for _, l := range spec.locks {
 			v := plainLockValue(l.kind, l.field.ReflectValueOf(ctx, row))
 			if l.wallClock {
-				v = wallClockAsUTC(v.(time.Time))
+				v = binding.storedWallClock(v.(time.Time))
 			}
 			s.values = append(s.values, v)
 		}
@@ -317,11 +318,12 @@ func compareKeys(a, b any) int {
 }
 
 // wallClockAsUTC returns t's wall clock, in its own location, labelled UTC. A PostgreSQL timestamp
-// without time zone stores a wall clock: the one the struct holds is the one it shows (pgx reads the
+// without time zone stores a wall clock: a value the driver read shows the stored one (pgx reads the
 // column labelled with the session's TimeZone, as GORM's driver sets it up, or UTC). pgx binds a
 // time.Time by that wall clock over the extended protocol, but as a UTC instant over the simple
 // protocol (PgBouncer's), which for any other label is a different wall clock: labelled UTC, the two
-// are the same, so the snapshot is bound, and compared, by the wall clock it shows on every protocol.
+// are the same, so a value as read is bound, and compared, by the wall clock it shows on every
+// protocol (binding.go tells a value as read from one the driver was given).
 func wallClockAsUTC(t time.Time) time.Time {
 	if t.IsZero() || t.Location() == time.UTC {
 		return t
