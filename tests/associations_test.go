@@ -132,8 +132,12 @@ func TestFailingAfterHookUndoesTheWriteInTheCallersTransaction(t *testing.T) {
 		row := FailingAfter{Qty: 1, Version: 1}
 		require.NoError(t, db.Create(&row).Error)
 		for _, write := range []func(tx *gorm.DB, row *FailingAfter) error{
-			func(tx *gorm.DB, row *FailingAfter) error { return optlock.UpdateSafely(tx, row, map[string]any{"qty": 2}).Error },
-			func(tx *gorm.DB, row *FailingAfter) error { return tx.Scopes(optlock.WithLock()).Model(row).Update("qty", 2).Error },
+			func(tx *gorm.DB, row *FailingAfter) error {
+				return optlock.UpdateSafely(tx, row, map[string]any{"qty": 2}).Error
+			},
+			func(tx *gorm.DB, row *FailingAfter) error {
+				return tx.Scopes(optlock.WithLock()).Model(row).Update("qty", 2).Error
+			},
 		} {
 			row.fail = true
 			tx := db.Begin()
