@@ -88,9 +88,14 @@ func New(opts ...Option) *Plugin {
 // Name returns "optlock", the name GORM registers the plugin under.
 func (p *Plugin) Name() string { return pluginName }
 
-// Initialize registers the plugin's update, delete and create callbacks on db. GORM calls it from
+// Initialize registers the plugin's update, delete and create callbacks on db. A dialect the plugin
+// has no SQL for (any but mysql, postgres and sqlite) is refused with an error wrapping
+// [ErrInvalidLock], as is a bad [Guard]. GORM calls it from
 // gorm.DB.Use. It is idempotent: registering again replaces the callbacks instead of adding a second set.
 func (p *Plugin) Initialize(db *gorm.DB) error {
+	if err := checkDialect(db.Dialector.Name()); err != nil {
+		return err
+	}
 	if err := p.registerGuards(db); err != nil {
 		return err
 	}
