@@ -1,25 +1,40 @@
 package optlock_test
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/utils/tests"
 
 	"github.com/go-optlock/optlock"
 )
 
-// The plugin's own tests: registration, name, options and guards. They need no database: GORM's
-// dummy dialector is enough. The behaviour of lock-checked writes is tested in ./tests, on SQLite,
-// PostgreSQL and MariaDB.
+// The plugin's own tests: registration, name, options and guards, on an empty SQLite file. The
+// behaviour of lock-checked writes is tested in ./tests, on SQLite, PostgreSQL and MariaDB.
 
-func dummyDB(t *testing.T) *gorm.DB {
+func emptyDB(t *testing.T) *gorm.DB {
 	t.Helper()
+	db, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "plugin.db")), &gorm.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if conn, err := db.DB(); err == nil {
+			_ = conn.Close()
+		}
+	})
+	return db
+}
+
+// GORM's dummy dialector is a dialect the plugin has no SQL for: db.Use refuses it.
+func TestPluginRefusesADialectItHasNoSQLFor(t *testing.T) {
 	db, err := gorm.Open(tests.DummyDialector{}, &gorm.Config{})
 	require.NoError(t, err)
-	return db
+	err = db.Use(optlock.New())
+	require.ErrorIs(t, err, optlock.ErrInvalidLock)
+	assert.Contains(t, err.Error(), `"dummy"`)
 }
 
 func TestPluginName(t *testing.T) {
@@ -27,7 +42,7 @@ func TestPluginName(t *testing.T) {
 }
 
 func TestPluginRegistersItsCallbacks(t *testing.T) {
-	db := dummyDB(t)
+	db := emptyDB(t)
 	require.NoError(t, db.Use(optlock.New()))
 	for _, name := range []string{"optlock:route", "optlock:prepare", "optlock:build", "optlock:check", "optlock:settle", "optlock:finish"} {
 		assert.NotNil(t, db.Callback().Update().Get(name), "update callback %s", name)
@@ -40,7 +55,7 @@ func TestPluginRegistersItsCallbacks(t *testing.T) {
 // Initialize may run again (a second plugin value registered under the same name, say): it replaces
 // its callbacks instead of adding a second set.
 func TestInitializeIsIdempotent(t *testing.T) {
-	db := dummyDB(t)
+	db := emptyDB(t)
 	p := optlock.New()
 	require.NoError(t, p.Initialize(db))
 	require.NoError(t, p.Initialize(db))
@@ -82,7 +97,7 @@ func TestOptionsAndGuards(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := dummyDB(t).Use(optlock.New(tc.options...))
+			err := emptyDB(t).Use(optlock.New(tc.options...))
 			if tc.wantErr {
 				assert.ErrorIs(t, err, optlock.ErrInvalidLock)
 				assert.NotErrorIs(t, err, optlock.ErrConflict)
@@ -95,7 +110,7 @@ func TestOptionsAndGuards(t *testing.T) {
 
 // The scopes and helpers refuse a *gorm.DB without the plugin, with a clear error.
 func TestUnregisteredUseIsRefused(t *testing.T) {
-	db := dummyDB(t)
+	db := emptyDB(t)
 	row := &guarded{ID: 1, Version: 1}
 	for name, err := range map[string]error{
 		"WithLock":     db.Scopes(optlock.WithLock()).Model(row).Update("version", 2).Error,
