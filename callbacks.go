@@ -73,16 +73,6 @@ type savedClauses struct {
 	where, set, from, official, softDelete                       clause.Clause
 }
 
-// softDeleteMark is the clause name with which GORM's soft delete marks a statement whose WHERE it has
-// already given "deleted_at IS NULL": left on a reused statement, the next write would skip rows
-// deleted in between no more.
-const softDeleteMark = "soft_delete_enabled"
-
-// officialLockMark is the clause name with which gorm.io/plugin/optimisticlock's Version type marks a
-// statement it has already handled. The plugin sets it on the statements it handles, so a model with
-// that type, guarded or lock-checked here, is not checked twice (the type's own check would compare
-// the already advanced version and refuse every write).
-const officialLockMark = "version_enabled"
 
 func (c *savedClauses) save(stmt *gorm.Statement) {
 	c.saved = true
@@ -229,7 +219,7 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	}
 	st.op, st.spec, st.snapshot = op, spec, snap
 	_, inTx := stmt.ConnPool.(gorm.TxCommitter)
-	_, st.gormTx = db.InstanceGet("gorm:started_transaction")
+	_, st.gormTx = db.InstanceGet(gormStartedTransaction)
 	st.callerTx = inTx && !st.gormTx
 	if r, ok := eachRequestOf(db); ok {
 		if err := p.prepareEach(db, st, r.columns); err != nil {

@@ -110,7 +110,7 @@ func readColumns(p *Plugin, stmt *gorm.Statement, key tableKey) *tableColumns {
 	_, inTx := pool.(gorm.TxCommitter)
 	// In the transaction GORM opened for this very write a failure would only fail the write, which
 	// the read cannot harm otherwise: no savepoint (two round trips) is needed there.
-	_, gormTx := stmt.DB.InstanceGet("gorm:started_transaction")
+	_, gormTx := stmt.DB.InstanceGet(gormStartedTransaction)
 	savepoint := ""
 	if inTx && !gormTx && key.dialect == "postgres" {
 		savepoint = p.savepointName()

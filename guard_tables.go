@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 )
 
@@ -57,20 +58,30 @@ func (p *Plugin) tableWrite(stmt *gorm.Statement) (guardedTable, bool) {
 	if len(tables) == 0 || stmt.Schema != nil && isGuarded(p, stmt) {
 		return guardedTable{}, false
 	}
-	key := tableOf(stmt)
-	table := key.table
-	if table == "" && stmt.Schema != nil {
-		table = stmt.Schema.Table
-	}
-	qualifier, table := splitQualified(table)
-	if key.schema != "" {
-		qualifier = key.schema
-	}
+	qualifier, table := writtenTable(stmt)
 	t, ok := tables[table]
 	if !ok || t.qualifier != "" && qualifier != "" && t.qualifier != qualifier {
 		return guardedTable{}, false
 	}
 	return t, true
+}
+
+// writtenTable returns the table a statement writes, and its qualifier if it names one. GORM leaves
+// the alias in Statement.Table when Table is given one (Table("accounts AS a")): the table is then the
+// first word of Statement.TableExpr, unquoted.
+func writtenTable(stmt *gorm.Statement) (qualifier, table string) {
+	if e := stmt.TableExpr; e != nil && len(e.Vars) == 0 {
+		if words := strings.Fields(e.SQL); len(words) > 0 {
+			return splitQualified(strings.NewReplacer("`", "", `"`, "").Replace(words[0]))
+		}
+	}
+	if stmt.Table != "" {
+		return splitQualified(stmt.Table)
+	}
+	if stmt.Schema != nil {
+		return splitQualified(stmt.Schema.Table)
+	}
+	return "", ""
 }
 
 // lockTarget is the statement the lock is resolved on: the statement itself, or for a write of a
@@ -80,10 +91,16 @@ func (p *Plugin) lockTarget(stmt *gorm.Statement) *gorm.Statement {
 	if !ok {
 		return stmt
 	}
-	return &gorm.Statement{
+	qualifier, table := writtenTable(stmt)
+	target := &gorm.Statement{
 		DB: stmt.DB, ConnPool: stmt.ConnPool, Context: stmt.Context,
-		Table: stmt.Table, TableExpr: stmt.TableExpr, Schema: t.schema,
+		Table: table, Schema: t.schema,
 		Model: stmt.Model, Dest: stmt.Dest, ReflectValue: stmt.ReflectValue,
 		Selects: stmt.Selects, Omits: stmt.Omits,
 	}
+	if qualifier != "" {
+		// The catalog is read for the qualified table (columns.go's tableOf reads it from here).
+		target.TableExpr = &clause.Expr{SQL: stmt.Quote(qualifier + "." + table)}
+	}
+	return target
 }

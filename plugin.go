@@ -161,8 +161,8 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 // matches them on it) they are placed by callbacks that are always registered: first before
 // firstAfterBegin, settle with nothing after it, finish after the plugin's own settle.
 func placement(db *gorm.DB, chain interface{ Get(string) func(*gorm.DB) }, firstAfterBegin string) (first, settleBefore, finishAfter string) {
-	if db.Config.SkipDefaultTransaction || chain.Get("gorm:begin_transaction") == nil || chain.Get("gorm:commit_or_rollback_transaction") == nil {
+	if db.Config.SkipDefaultTransaction || chain.Get(gormBeginTransaction) == nil || chain.Get(gormCommitOrRollback) == nil {
 		return firstAfterBegin, "", "optlock:settle"
 	}
-	return "gorm:begin_transaction", "gorm:commit_or_rollback_transaction", "gorm:commit_or_rollback_transaction"
+	return gormBeginTransaction, gormCommitOrRollback, gormCommitOrRollback
 }

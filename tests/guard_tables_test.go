@@ -62,6 +62,12 @@ func TestGuardedTableWrittenWithoutItsModel(t *testing.T) {
 		{"Table UpdateColumns with an expression", func(db *gorm.DB, id uint) *gorm.DB {
 			return db.Table("gt_accounts").Where("id = ?", id).UpdateColumns(map[string]any{"balance": gorm.Expr("balance + 1")})
 		}, 11, false, false},
+		{"Table with an alias", func(db *gorm.DB, id uint) *gorm.DB {
+			return db.Table("gt_accounts AS a").Where("a.id = ?", id).Updates(map[string]any{"balance": 15})
+		}, 15, false, false},
+		{"Table with its schema", func(db *gorm.DB, id uint) *gorm.DB {
+			return db.Table(qualifierOf(db)+".gt_accounts").Where("id = ?", id).Updates(map[string]any{"balance": 16})
+		}, 16, false, false},
 		{"Unchecked Table Updates", func(db *gorm.DB, id uint) *gorm.DB {
 			return db.Scopes(optlock.Unchecked()).Table("gt_accounts").Where("id = ?", id).Updates(map[string]any{"balance": 8})
 		}, 8, false, false},
@@ -147,4 +153,17 @@ func TestGuardedTableWrittenWithoutItsModel(t *testing.T) {
 			})
 		})
 	}
+}
+
+// qualifierOf names the schema (PostgreSQL, SQLite) or database (MySQL) the tests' tables are in.
+func qualifierOf(db *gorm.DB) string {
+	switch db.Dialector.Name() {
+	case "postgres":
+		return "public"
+	case "mysql":
+		var name string
+		db.Raw("SELECT DATABASE()").Scan(&name)
+		return name
+	}
+	return "main"
 }
