@@ -73,7 +73,6 @@ type savedClauses struct {
 	where, set, from, official, softDelete                       clause.Clause
 }
 
-
 func (c *savedClauses) save(stmt *gorm.Statement) {
 	c.saved = true
 	c.where, c.hadWhere = stmt.Clauses["WHERE"]
