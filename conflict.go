@@ -180,5 +180,6 @@ func (e *notMatchedError) Is(target error) bool { return target == ErrNotMatched
 
 // invalidf returns an error wrapping [ErrInvalidLock] with a message that says what to do.
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidLock}, args...)...)
+	// format reaches Sprintf as it is, so go vet checks every call's format against its arguments.
+	return fmt.Errorf("%w: %s", ErrInvalidLock, fmt.Sprintf(format, args...))
 }
