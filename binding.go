@@ -8,6 +8,9 @@ import (
 	"gorm.io/gorm"
 )
 
+// timeBinding is how a pool's driver binds a time.Time to a timestamp without time zone, and labels
+// one it reads.
+//
 // A PostgreSQL timestamp without time zone keeps a wall clock and drops any offset it is given. What
 // wall clock a time.Time becomes there is up to the driver, and pgx answers in two ways: over the
 // extended protocol it knows the parameter is a timestamp and sends the value's own wall clock; over
@@ -18,9 +21,6 @@ import (
 // column in (UTC, or the TimeZone of GORM's DSN). So the snapshot of a lock on such a column depends
 // on how the pool binds a time, learnt once per pool by asking the database (probeTimeBinding), and on
 // whether the struct's value was read or given to the driver, told by its location (storedWallClock).
-
-// timeBinding is how a pool's driver binds a time.Time to a timestamp without time zone, and labels
-// one it reads.
 type timeBinding struct {
 	// instant says the driver sends a time.Time as an instant, so the column keeps its UTC wall clock;
 	// otherwise it keeps the value's own wall clock, whatever its location.

@@ -143,10 +143,10 @@ func (p *Plugin) route(db *gorm.DB) {
 	}
 }
 
-// keepError settles a successful write's savepoint, undoing the write when a later step of the call
+// settle settles a successful write's savepoint, undoing the write when a later step of the call
 // failed (an association saved after it, an After hook), and notes the call's error before GORM's
 // commit or rollback, which joins a failure of its own to it as text.
-func keepError(db *gorm.DB) {
+func settle(db *gorm.DB) {
 	if st := stateOf(db); st != nil {
 		if st.savepoint != "" && !db.DryRun {
 			settleSavepoint(db, st, db.Error != nil)
@@ -169,9 +169,9 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	}
 	stmt := db.Statement
 	if ifRows && !carriesRows(stmt) {
-		mode = advanceOnly // a guarded model written by a query: advance, as no read can be checked
+		mode = blindAdvance // a guarded model written by a query: advance, as no read can be checked
 	}
-	if mode == advanceOnly {
+	if mode == blindAdvance {
 		p.prepareAdvance(db, op, names)
 		return
 	}
@@ -227,7 +227,7 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		}
 	}
 	if len(snap.rows) > 1 || mayWriteElsewhere(stmt) {
-		p.guardBulk(db, st)
+		p.makeUndoable(db, st)
 	}
 }
 

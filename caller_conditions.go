@@ -5,12 +5,12 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// addCheck adds conds to stmt's WHERE clause, after the caller's own conditions, bracketed.
+//
 // GORM joins a WHERE clause's conditions with AND, or with OR for those given by Or, and puts no
 // brackets around conditions it did not build: the caller's Where("a").Or("b") followed by the lock
 // check would read "a OR b AND <check>", and every row matching a would be written unchecked. So the
 // caller's conditions go in brackets of their own before the check is added: "(a OR b) AND <check>".
-
-// addCheck adds conds to stmt's WHERE clause, after the caller's own conditions, bracketed.
 func addCheck(stmt *gorm.Statement, conds ...clause.Expression) {
 	if c, ok := stmt.Clauses["WHERE"]; ok {
 		if where, ok := c.Expression.(clause.Where); ok && len(where.Exprs) > 0 {

@@ -7,12 +7,12 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// chunk is the range of rows [start, end) one statement writes.
+//
 // A bulk write is one UPDATE unless its rows need more bind parameters than the database takes in one
 // statement. Then the rows are split into chunks: the plugin sends all but the last chunk itself,
 // with the same SET and WHERE, and GORM sends the last one. They run inside the same transaction or
 // savepoint, so a shortfall in any chunk undoes all of them.
-
-// chunk is the range of rows [start, end) one statement writes.
 type chunk struct{ start, end int }
 
 // chunkPredicate is the lock predicate of a write for the rows of c: rows in key order when the write

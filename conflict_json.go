@@ -6,6 +6,8 @@ import (
 	"gorm.io/gorm/schema"
 )
 
+// comparesInSQL reports whether st's conflict query can return only the refused rows.
+//
 // On SQLite, for the rows the JSON form carries (one integer key, one integer version), the conflict
 // query lets SQLite compare and returns only the rows that no longer hold what was read: those found
 // changed (or soft-deleted), then the keys not found at all.
@@ -19,8 +21,6 @@ import (
 // A refused write of N rows usually has a few stale ones: scanning those instead of all N rows (and
 // binding one JSON object instead of N keys) keeps the conflict path within twice the write's own cost.
 // The comparison is exact: both sides are integers, NULL counts as 0 as in the write.
-
-// comparesInSQL reports whether st's conflict query can return only the refused rows.
 func (st *lockState) comparesInSQL() bool {
 	return lockPredicate{spec: st.spec, values: st.snapshot.values}.usesJSON()
 }

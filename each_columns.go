@@ -7,6 +7,9 @@ import (
 	"gorm.io/gorm/schema"
 )
 
+// eachColumns returns the columns UpdateEach writes: names (column or Go field names) if given, else
+// the default, either one narrowed by the statement's Select and Omit.
+//
 // UpdateEach writes what GORM's Save would write under the statement's Select and Omit: a caller who
 // read some columns (Select("id", "qty", "version")) or left some out (Omit("note")) writes back only
 // the others, and the rest of each row keeps what is stored instead of the zero values the structs
@@ -20,9 +23,6 @@ import (
 //     means UpdateEach's default.
 //   - A name in Select or Omit that is no column, field or association of the model is refused: GORM
 //     ignores it, and a typo in Omit would overwrite the very column the caller meant to keep.
-
-// eachColumns returns the columns UpdateEach writes: names (column or Go field names) if given, else
-// the default, either one narrowed by the statement's Select and Omit.
 func eachColumns(stmt *gorm.Statement, spec *lockSpec, names []string) ([]*schema.Field, error) {
 	s := stmt.Schema
 	selected, restricted := stmt.SelectAndOmitColumns(false, true)

@@ -27,7 +27,6 @@ package optlock
 //     the alias; Statement.TableExpr keeps what was given (guard_tables.go reads both).
 //   - With PrepareStmt, Statement.ConnPool is a *gorm.PreparedStmtDB, and a *gorm.PreparedStmtTX in a
 //     transaction (binding.go and columns.go unwrap them).
-
 const (
 	gormBeginTransaction   = "gorm:begin_transaction"
 	gormCommitOrRollback   = "gorm:commit_or_rollback_transaction"

@@ -101,9 +101,9 @@ func (p *Plugin) guardsOf() map[reflect.Type][]string {
 type writeMode int
 
 const (
-	notLocked   writeMode = iota
-	checked               // lock-checked against the rows the caller read
-	advanceOnly           // not checkable (no read rows, or Unchecked): the lock is advanced
+	notLocked    writeMode = iota
+	checked                // lock-checked against the rows the caller read
+	blindAdvance           // not checkable (no read rows, or Unchecked): the lock is advanced
 )
 
 // lockMode says how the statement is treated and with which lock field names. A guarded model's write
@@ -129,12 +129,12 @@ func (p *Plugin) lockMode(db *gorm.DB) ([]string, writeMode, bool) {
 	case explicit:
 		return fields, checked, false
 	case isUnchecked(db):
-		return guardFields, advanceOnly, false
+		return guardFields, blindAdvance, false
 	case guarded:
 		return guardFields, checked, true
 	case tableWrite:
 		// A guarded table written without its model: no read rows to check, so advance.
-		return guardFields, advanceOnly, false
+		return guardFields, blindAdvance, false
 	}
 	return nil, notLocked, false
 }

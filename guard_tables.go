@@ -8,14 +8,6 @@ import (
 	"gorm.io/gorm/schema"
 )
 
-// A guard is keyed by its model's type, but GORM can write a guarded table without that type:
-// db.Table("accounts").Where(...).Updates(map[string]any{...}) has no schema at all, and a second
-// struct mapped to the same table (an AccountSummary whose TableName is "accounts") has a schema the
-// guard does not know. Such a write carries no rows the caller read, so it is treated as a guarded
-// model's write by a query: it advances the guard's lock on every row it touches, and values that set
-// a lock column, or name no field of the guarded model, are refused. Raw SQL (db.Exec, db.Raw) is
-// not a GORM write and bypasses every guard.
-
 // guardedTable is a guarded model's table, as writes that name it without the model find it.
 type guardedTable struct {
 	schema *schema.Schema
@@ -53,6 +45,14 @@ func (p *Plugin) guardedTablesOf() guardedTables {
 
 // tableWrite returns the guard of the table the statement writes when the statement does not write
 // it as the guarded model: no model at all, or a model of another type.
+//
+// A guard is keyed by its model's type, but GORM can write a guarded table without that type:
+// db.Table("accounts").Where(...).Updates(map[string]any{...}) has no schema at all, and a second
+// struct mapped to the same table (an AccountSummary whose TableName is "accounts") has a schema the
+// guard does not know. Such a write carries no rows the caller read, so it is treated as a guarded
+// model's write by a query: it advances the guard's lock on every row it touches, and values that set
+// a lock column, or name no field of the guarded model, are refused. Raw SQL (db.Exec, db.Raw) is
+// not a GORM write and bypasses every guard.
 func (p *Plugin) tableWrite(stmt *gorm.Statement) (guardedTable, bool) {
 	tables := p.guardedTablesOf()
 	if len(tables) == 0 || stmt.Schema != nil && isGuarded(p, stmt) {

@@ -12,7 +12,6 @@ import (
 // written, and models written for gorm.io/plugin/optimisticlock use its Version type, a sql.NullInt64.
 // The plugin reads every lock value as a plain int64 or time.Time, NULL as the zero value, so a NULL
 // is checked and advanced exactly like the zero value the caller read.
-
 var (
 	nullInt64Type = reflect.TypeOf(sql.NullInt64{})
 	nullInt32Type = reflect.TypeOf(sql.NullInt32{})

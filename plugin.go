@@ -124,7 +124,7 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		// Judge the result inside the transaction, so a conflict rolls it back and stops Save's upsert.
 		{update, "optlock:check", update.After("gorm:update").Before("gorm:save_after_associations").Register, p.check},
 		// Keep the call's error as it is before GORM's ROLLBACK can flatten it into text.
-		{update, "optlock:settle", update.After("gorm:after_update").Before(txEnd).Register, keepError},
+		{update, "optlock:settle", update.After("gorm:after_update").Before(txEnd).Register, settle},
 		// Report and put rows back only once the transaction GORM opened is committed or rolled back.
 		{update, "optlock:finish", update.After(afterTx).Register, p.finish},
 
@@ -132,7 +132,7 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		{del, "optlock:prepare", del.After("optlock:route").Before("gorm:before_delete").Register, p.prepare(deleting)},
 		{del, "optlock:build", del.Before("gorm:delete").After("gorm:delete_before_associations").Register, p.build},
 		{del, "optlock:check", del.After("gorm:delete").Before("gorm:after_delete").Register, p.check},
-		{del, "optlock:settle", del.After("gorm:after_delete").Before(txEndDel).Register, keepError},
+		{del, "optlock:settle", del.After("gorm:after_delete").Before(txEndDel).Register, settle},
 		{del, "optlock:finish", del.After(afterTxDel).Register, p.finish},
 
 		// An upsert overwrites rows it never read: refuse it, or for a guarded model's named columns,

@@ -10,6 +10,8 @@ import (
 	"gorm.io/gorm/schema"
 )
 
+// usesIntArrays reports whether the predicate can bind its keys and locks as integer arrays.
+//
 // On PostgreSQL a bulk write whose key and lock columns are all integers binds them as arrays: three
 // parameters and one SQL text for any number of rows, so pgx prepares the statement once and the
 // planner does not re-plan a list of thousands of values on every call:
@@ -19,8 +21,6 @@ import (
 //
 // The first condition is the key-order lock (an init plan); the second the check. A lock value that may
 // be stored as NULL is compared as COALESCE(column, 0).
-
-// usesIntArrays reports whether the predicate can bind its keys and locks as integer arrays.
 func (p lockPredicate) usesIntArrays() bool {
 	if p.spec.dialect != "postgres" || p.rows() < 2 || !p.lockInKeyOrder {
 		return false

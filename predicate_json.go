@@ -9,6 +9,8 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// usesJSON reports whether the predicate can bind its rows as a JSON object.
+//
 // On SQLite a bulk write with one integer key and one integer version binds its rows as one JSON
 // object {"<id>": version, ...}, in key order: one parameter instead of two or three per row, far
 // cheaper for SQLite to prepare. An UPDATE joins the object in FROM (update_join.go); a DELETE, which
@@ -18,8 +20,6 @@ import (
 //	AND ("id","version") IN (SELECT CAST(key AS INTEGER), value FROM json_each(?))
 //
 // Timestamps are not sent this way: their comparison would depend on JSON's text form.
-
-// usesJSON reports whether the predicate can bind its rows as a JSON object.
 func (p lockPredicate) usesJSON() bool {
 	if p.spec.dialect != "sqlite" || p.rows() < 2 || len(p.spec.keys) != 1 || len(p.spec.locks) != 1 {
 		return false

@@ -7,6 +7,11 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// joinedRowsAlias names the joined rows; its columns are optlock_key and optlock_lock.
+const joinedRowsAlias = "optlock_rows"
+
+// joinsRows reports whether an UPDATE can take p's rows as a join.
+//
 // On SQLite an UPDATE of many rows with one integer key and one integer version joins its rows in
 // FROM instead of testing them in WHERE:
 //
@@ -19,11 +24,6 @@ import (
 // sub-select renames json_each's columns, one of which is called id, so that no column of the table is
 // ambiguous in SET or in the caller's conditions. GORM builds a FROM clause for UPDATE on SQLite; a
 // statement that already has one (the caller's own) keeps the WHERE form.
-
-// joinedRowsAlias names the joined rows; its columns are optlock_key and optlock_lock.
-const joinedRowsAlias = "optlock_rows"
-
-// joinsRows reports whether an UPDATE can take p's rows as a join.
 func (p lockPredicate) joinsRows(stmt *gorm.Statement) bool {
 	if !p.usesJSON() {
 		return false

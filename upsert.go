@@ -5,18 +5,18 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// upsertKey stores, per statement, the ON CONFLICT clause as the caller gave it, to be put back once
+// the create has run: a *gorm.DB kept and reused must not carry the advance into the next call.
+type upsertKey struct{ stmt *gorm.Statement }
+
+// guardUpsert refuses or completes an upsert before gorm:create builds it.
+//
 // An upsert (INSERT ... ON CONFLICT DO UPDATE, MySQL's ON DUPLICATE KEY UPDATE) overwrites a row it
 // never read, so no lock can check it. A lock-checked one is refused. For a guarded model, one that
 // would set every column or a lock column is refused; one that updates named columns (an
 // AssignmentColumns or Assignments DoUpdates, and GORM's own upsert of associated rows, which sets
 // their foreign key) advances the lock of the row it overwrites, as a write without read rows does,
 // so no holder of an older read can write over it.
-
-// upsertKey stores, per statement, the ON CONFLICT clause as the caller gave it, to be put back once
-// the create has run: a *gorm.DB kept and reused must not carry the advance into the next call.
-type upsertKey struct{ stmt *gorm.Statement }
-
-// guardUpsert refuses or completes an upsert before gorm:create builds it.
 func (p *Plugin) guardUpsert(db *gorm.DB) {
 	if db.Error != nil {
 		return

@@ -10,14 +10,13 @@ import (
 	"gorm.io/gorm"
 )
 
-// A bulk write must write all its rows or none. When GORM opened a transaction for the statement, a
-// conflict rolls it back. Inside the caller's transaction the plugin wraps the write in a savepoint,
-// so a caller that catches the conflict and commits still wrote nothing. A session that skips GORM's
+// makeUndoable makes sure a write can be undone, before hooks or associations write anything. A bulk
+// write must write all its rows or none. When GORM opened a transaction for the statement, a conflict
+// rolls it back. Inside the caller's transaction the plugin wraps the write in a savepoint, so a
+// caller that catches the conflict and commits still wrote nothing. A session that skips GORM's
 // default transaction gets one from the plugin. A one-row UPDATE matches or does not, and needs none,
 // unless hooks or associations may write other rows in the same call.
-
-// guardBulk makes sure a write can be undone, before hooks or associations write anything.
-func (p *Plugin) guardBulk(db *gorm.DB, st *lockState) {
+func (p *Plugin) makeUndoable(db *gorm.DB, st *lockState) {
 	if db.DryRun {
 		return
 	}
@@ -77,7 +76,7 @@ func (st *lockState) undo(db *gorm.DB, sql string) bool {
 	return true
 }
 
-// settleOwnTransaction commits or rolls back the transaction guardBulk opened, and puts the
+// settleOwnTransaction commits or rolls back the transaction makeUndoable opened, and puts the
 // statement back on the connection pool it came with.
 func settleOwnTransaction(db *gorm.DB, st *lockState) {
 	if st.outerPool == nil {
