@@ -1,0 +1,39 @@
+package tests
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/go-optlock/optlock"
+)
+
+// Review: Save of a row the caller read.
+
+// A row created with its lock at zero (Create is not checked, and GORM inserts the zero value), read,
+// then deleted by another writer: the stale holder's Save(&row) must be refused ("a stale Save of a
+// deleted row is refused, it never re-inserts", docs/api.md), not re-insert the deleted row. The
+// plugin takes any Save whose lock values are zero and whose row is absent for a new row with a client
+// key (check: isSaveOfNewRow) and inserts it.
+func TestReviewStaleSaveDoesNotResurrectADeletedRow(t *testing.T) {
+	eachDB(t, []any{&RvAccount{}}, func(t *testing.T, db *gorm.DB) {
+		acc := RvAccount{Owner: "a", Balance: 10}
+		require.NoError(t, db.Create(&acc).Error)
+		var mine RvAccount
+		require.NoError(t, db.First(&mine, acc.ID).Error)
+		require.Zero(t, mine.Version)
+
+		var theirs RvAccount
+		require.NoError(t, db.First(&theirs, acc.ID).Error)
+		require.NoError(t, db.Delete(&theirs).Error, "another writer deletes the row it read")
+
+		mine.Balance = 11
+		err := db.Save(&mine).Error
+		var count int64
+		require.NoError(t, db.Model(&RvAccount{}).Where("id = ?", acc.ID).Count(&count).Error)
+		assert.Zero(t, count, "the deleted row was not re-inserted by a stale Save")
+		assert.ErrorIs(t, err, optlock.ErrConflict)
+	}, optlock.Guard(&RvAccount{}))
+}
