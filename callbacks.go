@@ -150,7 +150,10 @@ func settle(db *gorm.DB) {
 	if st := stateOf(db); st != nil {
 		if st.savepoint != "" && !db.DryRun {
 			settleSavepoint(db, st, db.Error != nil)
-			_ = db.AddError(st.undoErr)
+			if st.undoErr != nil {
+				// Not AddError: GORM would flatten the call's error (a deadlock in a hook) into text.
+				db.Error = joinCauses(db.Error, st.undoErr)
+			}
 		}
 		st.beforeSettle = db.Error
 	}
@@ -468,8 +471,7 @@ func (p *Plugin) check(db *gorm.DB) {
 			p.fillConflicts(db, st, db.Statement.ConnPool, name)
 		}
 		if st.undoErr == nil && st.isSaveOfNewRow(db.Statement) {
-			p.insertNewRow(db, st)
-			settleSavepoint(db, st, db.Error != nil)
+			p.insertNewRow(db, st) // its savepoint is settled with the call (settle): After hooks may fail
 			return
 		}
 		settleSavepoint(db, st, false)
@@ -596,7 +598,14 @@ func (st *lockState) refusedByDatabase(db *gorm.DB) {
 	if st.callerTx || st.conflict != nil || db.Error == nil || txKillingError(db.Error) == nil {
 		return
 	}
-	st.conflict = &OptimisticLockError{Table: db.Statement.Table, DatabaseErr: db.Error}
+	cause := db.Error
+	if errors.Is(cause, ErrTxAborted) {
+		// A write nested in this call (a hook's) ran inside this call's transaction, which the
+		// database rolled back: that is this call's refusal, and there is no caller's transaction to
+		// roll back, so the error must not say so. The database's own error is the cause.
+		cause = txKillingError(cause)
+	}
+	st.conflict = &OptimisticLockError{Table: db.Statement.Table, DatabaseErr: cause}
 	for i := range st.snapshot.rows {
 		st.conflict.add(RowConflict{ID: st.snapshot.key(st.spec, i), Unknown: true})
 	}
@@ -612,8 +621,14 @@ func (st *lockState) outcome(db *gorm.DB) error {
 	}
 	switch fatal := txKillingError(err); {
 	case st.callerTx && st.undoErr != nil:
+		// The call's own error stays reachable (a deadlock in a hook, say), unless it is a conflict:
+		// ErrTxAborted never matches ErrConflict.
 		cause := st.undoErr
-		if !errors.Is(err, ErrConflict) && !errors.Is(err, st.undoErr) {
+		switch {
+		case errors.Is(err, ErrConflict):
+		case errors.Is(err, st.undoErr):
+			cause = err
+		default:
 			cause = joinCauses(err, st.undoErr)
 		}
 		err = &txAbortedError{reason: "the write could not be undone inside the transaction", err: cause}

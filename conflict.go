@@ -144,16 +144,13 @@ func writeCurrent(b *strings.Builder, current map[string]any) {
 // Is reports whether target is [ErrConflict], so errors.Is recognises every conflict.
 func (e *OptimisticLockError) Is(target error) bool { return target == ErrConflict }
 
-// Unwrap returns DatabaseErr and DetailsErr, those that are set: the database's refusal of the
-// write, and why the conflict's details could not be read.
-func (e *OptimisticLockError) Unwrap() []error {
-	var errs []error
-	for _, err := range []error{e.DatabaseErr, e.DetailsErr} {
-		if err != nil {
-			errs = append(errs, err)
-		}
+// Unwrap returns DatabaseErr, the database's refusal of the write, or DetailsErr, why the
+// conflict's details could not be read (never both: a write the database refused has no details read).
+func (e *OptimisticLockError) Unwrap() error {
+	if e.DatabaseErr != nil {
+		return e.DatabaseErr
 	}
-	return errs
+	return e.DetailsErr
 }
 
 // ErrNotMatched matches a lock-checked write that was refused although every row still holds what was
