@@ -5,16 +5,41 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // checkWrittenValues refuses the values of a lock-aware update that the plugin would otherwise drop
 // without a word: a lock field set by hand (the plugin advances lock fields itself), and a key that
 // names no column. Nothing has been written when it runs.
 func checkWrittenValues(stmt *gorm.Statement, spec *lockSpec) error {
+	if err := checkSetClause(stmt, spec); err != nil {
+		return err
+	}
 	if values, ok := valuesMap(stmt.Dest); ok {
 		return checkValuesMap(stmt, spec, values)
 	}
 	return checkValuesStruct(stmt, spec)
+}
+
+// checkSetClause rejects a SET clause the caller gave (Clauses(clause.Set{...})) that assigns a lock
+// column: the plugin would drop the assignment and advance the lock itself, silently.
+func checkSetClause(stmt *gorm.Statement, spec *lockSpec) error {
+	c, ok := stmt.Clauses["SET"]
+	if !ok {
+		return nil
+	}
+	set, ok := c.Expression.(clause.Set)
+	if !ok {
+		return nil
+	}
+	for _, a := range set {
+		for _, lf := range spec.locks {
+			if a.Column.Name == lf.field.DBName || a.Column.Name == lf.field.Name {
+				return invalidf("a SET clause sets the lock field %q: leave it out, optlock advances it on every write", a.Column.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // valuesMap returns the map an update writes, given as a map or a pointer to one.
