@@ -26,7 +26,8 @@ import (
 // older read can overwrite it. Setting a lock field by hand is refused (see [UpdateSafely] for what
 // that is); Save(&row) carries the value read, the one it is checked against, so it never rewinds one;
 // Save of a slice, an upsert, is refused. For a deliberate blind write by key, use [Unchecked].
-// WithLock on a guarded model may name other lock fields for one statement. A write of the guarded
+// WithLock on a guarded model may name other lock fields for one statement. Create starts a zero
+// version at 1, so a Save of version 0 is always a new row, never a stale copy of a deleted one. A write of the guarded
 // table without the model (db.Table("accounts"), or another struct mapped to the table) carries no
 // read rows and advances the lock too. Raw SQL (db.Exec, db.Raw) bypasses every guard.
 //
@@ -76,13 +77,13 @@ func (p *Plugin) registerGuards(db *gorm.DB) error {
 			return fmt.Errorf("%w: Guard(%T): %w", ErrInvalidLock, g.model, err)
 		}
 		p.resolveMu.Lock()
-		_, err := resolveLockFields(stmt, g.fields, nil)
+		locks, err := resolveLockFields(stmt, g.fields, nil)
 		p.resolveMu.Unlock()
 		if err != nil {
 			return fmt.Errorf("Guard(%T): %w", g.model, err)
 		}
 		guards[stmt.Schema.ModelType] = g.fields
-		tables.add(stmt.Schema, g.fields)
+		tables.add(stmt.Schema, g.fields, locks)
 	}
 	p.guards.Store(&guards)
 	p.guardTables.Store(&tables)
@@ -116,7 +117,12 @@ func (p *Plugin) lockMode(db *gorm.DB) ([]string, writeMode, bool) {
 		guardFields, guarded = guards[db.Statement.Schema.ModelType]
 	}
 	table, tableWrite := p.tableWrite(db.Statement)
-	if tableWrite && !explicit {
+	switch {
+	case tableWrite && explicit:
+	case tableWrite && table.carriedBy(db.Statement.Schema):
+		// Another struct with the lock columns: checked when it carries rows, as the model is.
+		guardFields, guarded = table.lockColumns, true
+	case tableWrite:
 		guardFields = table.fields
 	}
 	switch {

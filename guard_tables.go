@@ -12,6 +12,10 @@ import (
 type guardedTable struct {
 	schema *schema.Schema
 	fields []string // the guard's lock field names (none: the default)
+	// locks are the guard's lock fields, resolved on the model's schema (without the catalog), and
+	// lockColumns their columns.
+	locks       []lockField
+	lockColumns []string
 	// qualifier is the schema (PostgreSQL) or database (MySQL) the model's TableName names, or "".
 	qualifier string
 }
@@ -20,11 +24,30 @@ type guardedTable struct {
 type guardedTables map[string]guardedTable
 
 // add records the table of a guarded model; the first guard of a table wins.
-func (g guardedTables) add(s *schema.Schema, fields []string) {
+func (g guardedTables) add(s *schema.Schema, fields []string, locks []lockField) {
 	qualifier, table := splitQualified(s.Table)
 	if _, taken := g[table]; !taken {
-		g[table] = guardedTable{schema: s, fields: fields, qualifier: qualifier}
+		t := guardedTable{schema: s, fields: fields, qualifier: qualifier, locks: locks}
+		for _, lf := range locks {
+			t.lockColumns = append(t.lockColumns, lf.field.DBName)
+		}
+		g[table] = t
 	}
+}
+
+// carriedBy reports whether a struct of schema s has every lock column of the guard: such a struct,
+// another one mapped to the guarded table, carries the lock values it read, and is checked by them as
+// the guarded model is.
+func (t guardedTable) carriedBy(s *schema.Schema) bool {
+	if s == nil {
+		return false
+	}
+	for _, column := range t.lockColumns {
+		if f := s.LookUpField(column); f == nil || f.DBName != column {
+			return false
+		}
+	}
+	return true
 }
 
 // splitQualified splits "schema.table" into its parts ("", table when unqualified).
@@ -63,7 +86,27 @@ func (p *Plugin) tableWrite(stmt *gorm.Statement) (guardedTable, bool) {
 	if !ok || t.qualifier != "" && qualifier != "" && t.qualifier != qualifier {
 		return guardedTable{}, false
 	}
+	if qualifier != "" && t.qualifier == "" && !t.hasLockColumns(p, stmt) {
+		// An unqualified guard's table named in another schema (or database) may be the same table
+		// (a tenant's schema) or another one with the same name: guarded only if it has the lock.
+		return guardedTable{}, false
+	}
 	return t, true
+}
+
+// hasLockColumns reports whether the table the statement names has every lock column of the guard,
+// as the database's catalog says (read once per table, columns.go); true when it cannot be read.
+func (t guardedTable) hasLockColumns(p *Plugin, stmt *gorm.Statement) bool {
+	columns := storedColumns(p, t.asGuardedModel(stmt))
+	if columns == nil {
+		return true
+	}
+	for _, name := range t.lockColumns {
+		if _, ok := columns.column(name); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // writtenTable returns the table a statement writes, and its qualifier if it names one. GORM leaves
@@ -84,19 +127,45 @@ func writtenTable(stmt *gorm.Statement) (qualifier, table string) {
 	return "", ""
 }
 
-// lockTarget is the statement the lock is resolved on: the statement itself, or for a write of a
-// guarded table without its model, a statement that sees the table as the guarded model.
-func (p *Plugin) lockTarget(stmt *gorm.Statement) *gorm.Statement {
-	t, ok := p.tableWrite(stmt)
-	if !ok {
-		return stmt
+// guardOf returns, for a statement that writes a guarded table, the statement its lock is resolved on
+// and the lock field names: the statement itself for the guarded model, or for another struct mapped
+// to the table that has the lock columns (its rows are checked by them); else, for a write by table
+// name or through a struct without the lock columns, a statement that sees the table as the guarded
+// model, which only its values (a map) are checked against. It reports false for a table no guard
+// covers.
+func (p *Plugin) guardOf(stmt *gorm.Statement) (*gorm.Statement, []string, bool) {
+	if stmt.Schema != nil {
+		if fields, ok := p.guardsOf()[stmt.Schema.ModelType]; ok {
+			return stmt, fields, true
+		}
 	}
+	t, ok := p.tableWrite(stmt)
+	switch {
+	case !ok:
+		return stmt, nil, false
+	case t.carriedBy(stmt.Schema):
+		return stmt, t.lockColumns, true
+	}
+	return t.asGuardedModel(stmt), t.fields, true
+}
+
+// lockTarget is the statement the lock is resolved on (see guardOf).
+func (p *Plugin) lockTarget(stmt *gorm.Statement) *gorm.Statement {
+	target, _, _ := p.guardOf(stmt)
+	return target
+}
+
+// asGuardedModel returns a statement that writes the guarded table as its model: the statement's
+// values only when they are a map (a struct of another type has no lock column to check).
+func (t guardedTable) asGuardedModel(stmt *gorm.Statement) *gorm.Statement {
 	qualifier, table := writtenTable(stmt)
 	target := &gorm.Statement{
 		DB: stmt.DB, ConnPool: stmt.ConnPool, Context: stmt.Context,
 		Table: table, Schema: t.schema,
-		Model: stmt.Model, Dest: stmt.Dest, ReflectValue: stmt.ReflectValue,
 		Selects: stmt.Selects, Omits: stmt.Omits,
+	}
+	if _, isMap := valuesMap(stmt.Dest); isMap {
+		target.Dest = stmt.Dest
 	}
 	if qualifier != "" {
 		// The catalog is read for the qualified table (columns.go's tableOf reads it from here).

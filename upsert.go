@@ -31,11 +31,11 @@ func (p *Plugin) guardUpsert(db *gorm.DB) {
 		_ = db.AddError(invalidf("Save of a slice is an upsert, which cannot be lock-checked: write the rows with optlock.UpdateSafely, or Save them one at a time"))
 		return
 	}
-	target := p.lockTarget(stmt) // a guarded table written without its model: seen as the model
-	if target.Schema == nil || !isGuarded(p, target) {
+	target, names, guarded := p.guardOf(stmt)
+	if target.Schema == nil || !guarded {
 		return
 	}
-	spec, err := p.lockSpec(target, p.guardsOf()[target.Schema.ModelType])
+	spec, err := p.lockSpec(target, names)
 	if err != nil {
 		_ = db.AddError(err)
 		return

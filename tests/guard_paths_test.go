@@ -47,6 +47,16 @@ type GpAccountView struct {
 
 func (GpAccountView) TableName() string { return "gp_accounts" }
 
+// GpAccountCopy is another struct mapped to the guarded table that has the lock column: it carries the
+// version it read, and is checked by it.
+type GpAccountCopy struct {
+	ID      uint `gorm:"primaryKey"`
+	Balance int
+	Version int64
+}
+
+func (GpAccountCopy) TableName() string { return "gp_accounts" }
+
 // guardedOutcome is what a write of a guarded model gets.
 type guardedOutcome string
 
@@ -181,6 +191,12 @@ var guardedPaths = []guardedPath{
 	}},
 	{"Model(&OtherStructOnTheTable{}).Where(cond).Updates(values)", gpAdvanced, account0, func(e *gpEnv) *gorm.DB {
 		return e.db.Model(&GpAccountView{}).Where("id = ?", e.accs[0].ID).Updates(map[string]any{"balance": 5})
+	}},
+	{"Save(&OtherStructOnTheTableWithTheLockColumn)", gpChecked, account0, func(e *gpEnv) *gorm.DB {
+		copied := GpAccountCopy{ID: e.accs[0].ID, Balance: 5, Version: e.accs[0].Version}
+		res := e.db.Save(&copied)
+		e.accs[0].Version = copied.Version // the copy's version advanced in memory, checked below
+		return res
 	}},
 	{"Table(name).Where(cond).Updates(map with the lock column)", gpRefused, noRow, func(e *gpEnv) *gorm.DB {
 		return e.db.Table("gp_accounts").Where("id = ?", e.accs[0].ID).Updates(map[string]any{"balance": 5, "version": 7})
