@@ -17,7 +17,7 @@ import (
 
 // goldenCases are every case, by group (golden_cases_*_test.go).
 func goldenCases() []goldenCase {
-	return slices.Concat(goldenRowCases, goldenBulkCases, goldenConflictCases, goldenEachCases)
+	return slices.Concat(goldenRowCases, goldenBulkCases, goldenConflictCases, goldenEachCases, goldenBlindCases, goldenTxCases)
 }
 
 // TestGolden: every form of SQL the plugin sends, on every dialect, is what its golden file says,
