@@ -74,6 +74,14 @@ var goldenRowCases = []goldenCase{
 		},
 	},
 	{
+		name: "save_new_row", doc: "WithLock Save of a row that is not there yet, its lock zero: the UPDATE matches nothing, the read-back finds no row, and a plain INSERT follows",
+		script: goldenAffected(0, 1),
+		write: func(db *gorm.DB) *gorm.DB {
+			item := GoldenItem{ID: 9, Name: "new", Qty: 1}
+			return db.Scopes(optlock.WithLock()).Save(&item)
+		},
+	},
+	{
 		name: "delete_one", doc: "WithLock Delete of one row",
 		script: goldenAffected(1),
 		write: func(db *gorm.DB) *gorm.DB {

@@ -94,6 +94,16 @@ var goldenTxCases = []goldenCase{
 		},
 	},
 	{
+		name: "tx_catalog_unreadable", doc: "WithLock Updates of one row inside the caller's transaction when the catalog read fails (PostgreSQL: rolled back to its savepoint): the migrator's types are used", callerTx: true,
+		script: func(string) goldenScript { return goldenScript{affected: []int64{1}, catalogFails: true} },
+		write: func(db *gorm.DB) *gorm.DB {
+			return inCallersTx(db, true, func(tx *gorm.DB) *gorm.DB {
+				event := GoldenEvent{ID: 1, Name: "a", UpdatedAt: goldenRead(1)}
+				return tx.Scopes(optlock.WithLock()).Model(&event).Updates(map[string]any{"name": "b"})
+			})
+		},
+	},
+	{
 		name: "own_tx_bulk", doc: "UpdateSafely of three rows in a session without GORM's default transaction: the plugin's own",
 		script: goldenAffected(3),
 		write: func(db *gorm.DB) *gorm.DB {

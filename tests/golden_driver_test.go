@@ -38,7 +38,12 @@ type goldenScript struct {
 	// answer returns the rows of the n-th query (from 0) that is neither a catalog read nor the
 	// time-binding probe: a conflict read-back, or an INSERT ... RETURNING. nil: no rows.
 	answer func(n int) [][]driver.Value
+	// catalogFails makes every catalog read fail, as a server that refuses it would.
+	catalogFails bool
 }
+
+// errCatalog answers a catalog read when the script says it fails.
+var errCatalog = errors.New("golden: the catalog cannot be read")
 
 // goldenSent is one thing the driver was asked to do.
 type goldenSent struct {
@@ -138,6 +143,10 @@ func (r *goldenRecorder) query(query string, args []driver.NamedValue) (driver.R
 	case strings.HasPrefix(strings.TrimSpace(query), "select sqlite_version()"):
 		return &goldenRows{rows: [][]driver.Value{{goldenSQLiteVersion}}}, nil // not part of any case
 	case strings.Contains(query, "pg_catalog.pg_attribute"), strings.Contains(query, "information_schema.columns"):
+		if r.script.catalogFails {
+			r.add(goldenSent{kind: "query", sql: query, args: values, outcome: "error: " + errCatalog.Error()})
+			return nil, errCatalog
+		}
 		rows = goldenCatalogRows(r.dialect, values)
 	case strings.HasPrefix(query, "SELECT CAST($1 AS timestamp)"):
 		rows = probeAnswer(values)

@@ -118,7 +118,7 @@ func goldenOutput(t *testing.T, c goldenCase, d goldenDialect) string {
 		b.WriteString("\n== dry run: the real driver, no server (column types not read)\n")
 		goldenDryRun(t, &b, c, d)
 	}
-	b.WriteString("\n== sent: the fake driver, the catalog answered for a migrated table\n")
+	b.WriteString("\n== sent: every statement, on the fake driver\n")
 	goldenSentRun(t, &b, c, d)
 	return b.String()
 }
