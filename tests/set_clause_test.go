@@ -11,11 +11,11 @@ import (
 	"github.com/go-optlock/optlock"
 )
 
-// Review: hand-set lock values. A SET clause given with Clauses(clause.Set{...}) that assigns the lock
+// hand-set lock values. A SET clause given with Clauses(clause.Set{...}) that assigns the lock
 // column is silently dropped (build: withoutLockColumns on the caller's SET) and the call reports
 // success, although "Setting a lock field by hand is refused" (Guard's doc, README): checkWrittenValues
 // looks at Dest only.
-func TestReviewLockSetByClauseSetIsRefused(t *testing.T) {
+func TestLockSetByClauseSetIsRefused(t *testing.T) {
 	eachDB(t, []any{&RvAccount{}}, func(t *testing.T, db *gorm.DB) {
 		acc := RvAccount{Owner: "a", Balance: 10, Version: 1}
 		require.NoError(t, db.Create(&acc).Error)

@@ -12,7 +12,7 @@ import (
 	"github.com/go-optlock/optlock"
 )
 
-// Review: a guarded table written without its model (guard_tables.go).
+// a guarded table written without its model (guard_tables.go).
 
 // RvAccount is guarded.
 type RvAccount struct {
@@ -65,7 +65,7 @@ func noPanic(t *testing.T, write func() error) (err error) {
 // A write of a guarded table through another struct mapped to it, with a struct of values, must not
 // panic: the plugin reads the other struct with the guarded model's field indexes (carriesRows,
 // checkValuesStruct on lockTarget's statement).
-func TestReviewOtherStructOnGuardedTableDoesNotPanic(t *testing.T) {
+func TestOtherStructOnGuardedTableDoesNotPanic(t *testing.T) {
 	cases := []struct {
 		name  string
 		write func(db *gorm.DB, emb RvEmbAccount, plain RvAccount) error
@@ -101,7 +101,7 @@ func TestReviewOtherStructOnGuardedTableDoesNotPanic(t *testing.T) {
 // Table with an alias ("rv_accounts AS a", "rv_accounts a") leaves stmt.Table as the alias, so the
 // guarded-table lookup misses the table: the write neither advances the lock nor refuses a hand-set
 // lock, and a holder of an older read then overwrites it.
-func TestReviewAliasedTableWriteIsGuarded(t *testing.T) {
+func TestAliasedTableWriteIsGuarded(t *testing.T) {
 	eachDB(t, []any{&RvAccount{}}, func(t *testing.T, db *gorm.DB) {
 		for _, name := range []string{"rv_accounts AS a", "rv_accounts a"} {
 			t.Run(name, func(t *testing.T) {
@@ -133,7 +133,7 @@ func TestReviewAliasedTableWriteIsGuarded(t *testing.T) {
 
 // Save(&view) of another struct mapped to the guarded table carries the lock value it was read
 // with, yet it is written blind: a stale one overwrites a newer committed write.
-func TestReviewStaleSaveOfOtherStructOnGuardedTable(t *testing.T) {
+func TestStaleSaveOfOtherStructOnGuardedTable(t *testing.T) {
 	eachDB(t, []any{&RvAccount{}}, func(t *testing.T, db *gorm.DB) {
 		acc := RvAccount{Owner: "a", Balance: 10, Version: 1}
 		require.NoError(t, db.Create(&acc).Error)
@@ -164,7 +164,7 @@ func (RvArchiveAccount) TableName() string { return "rv_archive.rv_accounts" }
 // The guarded-table lookup keys by bare table name: a table of the same name in another schema is taken
 // for the guarded one (guard_tables.go tableWrite: an unqualified guard matches any qualifier), so an
 // unrelated model's writes get the guarded model's lock and value checks.
-func TestReviewSameTableNameInAnotherSchemaIsNotGuarded(t *testing.T) {
+func TestSameTableNameInAnotherSchemaIsNotGuarded(t *testing.T) {
 	for _, d := range dialects {
 		if d.name != "postgres" {
 			continue

@@ -11,7 +11,7 @@ import (
 	"github.com/go-optlock/optlock"
 )
 
-// Review: the savepoint of a checked write is settled once the whole call is done (keepError), so a
+// the savepoint of a checked write is settled once the whole call is done (keepError), so a
 // later failure in the same call undoes the write inside the caller's transaction.
 
 // RvKeyedHooked has a key the client chooses and an AfterUpdate hook that fails on demand.
@@ -37,7 +37,7 @@ func (r *RvKeyedHooked) AfterUpdate(*gorm.DB) error {
 // AfterUpdate hook then fails: the call reports the hook's error, and inside the caller's transaction
 // the inserted row must be undone with it, as the updated row is for an existing one. check() settles
 // the savepoint right after insertNewRow, before the After hooks run.
-func TestReviewSaveOfNewRowUndoneWhenAfterHookFailsInCallersTx(t *testing.T) {
+func TestSaveOfNewRowUndoneWhenAfterHookFailsInCallersTx(t *testing.T) {
 	eachDB(t, []any{&RvKeyedHooked{}}, func(t *testing.T, db *gorm.DB) {
 		for _, name := range []string{"guarded", "WithLock"} {
 			t.Run(name, func(t *testing.T) {

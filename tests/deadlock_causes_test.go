@@ -13,7 +13,7 @@ import (
 	"github.com/go-optlock/optlock"
 )
 
-// Review: errors that lose their cause.
+// errors that lose their cause.
 
 // RvDlItem runs hook, when set, from its AfterUpdate hook.
 type RvDlItem struct {
@@ -49,7 +49,7 @@ func (RvDlWeight) TableName() string { return "rv_dl_weights" }
 // and db.AddError(st.undoErr) flattens the hook's 1213 into text; outcome then keeps only the undo
 // error. The call is ErrTxAborted (right), but the deadlock is no longer reachable with errors.As,
 // nor even named in the message.
-func TestReviewDeadlockInAfterHookKeepsItsCauseInCallersTx(t *testing.T) {
+func TestDeadlockInAfterHookKeepsItsCauseInCallersTx(t *testing.T) {
 	for _, d := range dialects {
 		if d.name != "mysql" {
 			continue
@@ -79,7 +79,7 @@ func TestReviewDeadlockInAfterHookKeepsItsCauseInCallersTx(t *testing.T) {
 // The result matches both ErrConflict and ErrTxAborted, which docs/api.md says never happens
 // ("ErrTxAborted ... Never matches ErrConflict"), and tells a caller without a transaction that its
 // transaction cannot go on.
-func TestReviewDeadlockInNestedGuardedWriteIsNotBothConflictAndTxAborted(t *testing.T) {
+func TestDeadlockInNestedGuardedWriteIsNotBothConflictAndTxAborted(t *testing.T) {
 	for _, d := range dialects {
 		if d.name != "mysql" {
 			continue

@@ -10,7 +10,7 @@ import (
 	"github.com/go-optlock/optlock"
 )
 
-// Review: Save of a row the caller read.
+// Save of a row the caller read.
 
 // A row created through the guarded model, read, then deleted by another writer: the stale holder's
 // Save(&row) is refused ("a stale Save of a deleted row is refused, it never re-inserts",
@@ -18,7 +18,7 @@ import (
 // row with a client key, and inserts it; so a guarded model's Create starts the version at 1, and a
 // row read back never holds 0. (Rows stored with version 0 some other way, before the guard or by raw
 // SQL, keep the ambiguity: docs/how-it-works.md says so.)
-func TestReviewStaleSaveDoesNotResurrectADeletedRow(t *testing.T) {
+func TestStaleSaveDoesNotResurrectADeletedRow(t *testing.T) {
 	eachDB(t, []any{&RvAccount{}}, func(t *testing.T, db *gorm.DB) {
 		acc := RvAccount{Owner: "a", Balance: 10}
 		require.NoError(t, db.Create(&acc).Error)
