@@ -61,7 +61,7 @@ func (e *OptimisticLockError) unknown(st *lockState, err error) {
 // read. It returns the first error of the query or of scanning.
 func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) error {
 	rows := len(st.snapshot.rows)
-	perQuery := max(1, p.bindVarLimitFor(st.spec.dialect)/len(st.spec.keys))
+	perQuery := max(1, p.bindVarLimitFor(st.spec.sql)/len(st.spec.keys))
 	filtered := st.comparesInSQL() // only refused rows come back: a row not found holds what was read
 	if filtered {
 		perQuery = rows

@@ -58,8 +58,10 @@ type keyField struct {
 // lockSpec is everything the plugin needs to lock-check one model: resolved once and cached.
 type lockSpec struct {
 	dialect string
-	keys    []keyField
-	locks   []lockField
+	// sql writes the forms of the statement's database.
+	sql   sqlDialect
+	keys  []keyField
+	locks []lockField
 	// shared lists the column fields GORM reaches through a pointer (see behindPointer).
 	shared []*schema.Field
 	// stored are the table's column types as the database has them (storedColumns); nil when they
@@ -110,6 +112,10 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 	}
 	// The table's column types are read before taking the mutex: a query made while holding it could
 	// wait for a connection that a goroutine waiting for the mutex holds.
+	d, ok := dialectNamed(key.dialect)
+	if !ok {
+		return nil, checkDialect(key.dialect)
+	}
 	columns := storedColumns(p, stmt)
 	// Resolving is rare, and MySQL's DataTypeOf writes to the shared schema field: do it one at a time.
 	p.resolveMu.Lock()
@@ -118,7 +124,7 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 	if err != nil {
 		return nil, err
 	}
-	spec := &lockSpec{dialect: key.dialect, locks: locks, shared: behindPointer(stmt.Schema), stored: columns}
+	spec := &lockSpec{dialect: key.dialect, sql: d, locks: locks, shared: behindPointer(stmt.Schema), stored: columns}
 	for _, f := range stmt.Schema.PrimaryFields {
 		if f.Serializer != nil {
 			// GORM hands such a key over wrapped; the keys the conflict query reads back could not be

@@ -176,7 +176,7 @@ func (p *Plugin) buildEach(db *gorm.DB, st *lockState) {
 		perRow += len(st.spec.keys) // the key-order lock
 	}
 	rows := len(st.snapshot.rows)
-	perChunk := max(1, (p.bindVarLimitFor(st.spec.dialect)-len(st.spec.locks)*2)/perRow)
+	perChunk := max(1, (p.bindVarLimitFor(st.spec.sql)-len(st.spec.locks)*2)/perRow)
 	for start := 0; start < rows; start += perChunk {
 		st.chunks = append(st.chunks, chunk{start, min(start+perChunk, rows)})
 	}

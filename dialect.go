@@ -1,0 +1,63 @@
+package optlock
+
+import (
+	"time"
+
+	"gorm.io/gorm/clause"
+)
+
+// sqlDialect is what differs between the databases the plugin writes SQL for. The rest of the
+// plugin decides what a write needs (which rows, which lock values, whether it is split, undone or
+// read back); a dialect writes how its database says it. One file per database implements it
+// (dialect_postgres.go, dialect_mysql.go, dialect_sqlite.go), and dialects maps each to the
+// gorm.Dialector name it serves.
+type sqlDialect interface {
+	// name is the gorm.Dialector name the dialect is registered under.
+	name() string
+	// bindVarLimit is the number of bind parameters one statement may carry.
+	bindVarLimit() int
+
+	// errorAbortsTx says a failed statement leaves the whole transaction aborted (PostgreSQL): a
+	// statement that may fail inside the caller's transaction needs a savepoint of its own.
+	errorAbortsTx() bool
+	// savepoint, rollbackTo and release are the savepoint commands for a generated name.
+	savepoint(name string) string
+	rollbackTo(name string) string
+	release(name string) string
+	// isSerializationFailure reports whether e itself (not what it wraps) is the database's
+	// serialization failure or deadlock, after which the transaction cannot go on.
+	isSerializationFailure(e error) bool
+
+	// advanceUnix is the blind advance of an integer Unix-time lock column col to at least next:
+	// the larger of next and col + 1.
+	advanceUnix(next int64, col clause.Column) clause.Expression
+	// advanceTime is the blind advance of a timestamp lock column col: next, or col moved on by
+	// lf.step when it already holds next or later.
+	advanceTime(lf lockField, next time.Time, col clause.Column) clause.Expression
+}
+
+// dialects are the databases the plugin writes SQL for, in the order errors name them; the one place
+// a gorm.Dialector name chooses a dialect. Adding a database is one file implementing sqlDialect and
+// one line here.
+var dialects = []sqlDialect{
+	mysqlDialect{},
+	postgresDialect{},
+	sqliteDialect{},
+}
+
+// dialectNamed returns the dialect registered under a gorm.Dialector name.
+func dialectNamed(name string) (sqlDialect, bool) {
+	for _, d := range dialects {
+		if d.name() == name {
+			return d, true
+		}
+	}
+	return nil, false
+}
+
+// standardSavepoints are the SQL standard's savepoint commands, which every supported database takes.
+type standardSavepoints struct{}
+
+func (standardSavepoints) savepoint(name string) string  { return "SAVEPOINT " + name }
+func (standardSavepoints) rollbackTo(name string) string { return "ROLLBACK TO SAVEPOINT " + name }
+func (standardSavepoints) release(name string) string    { return "RELEASE SAVEPOINT " + name }
