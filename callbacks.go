@@ -467,7 +467,7 @@ func (p *Plugin) check(db *gorm.DB) {
 	// The conflict is read once the write is undone: here after its savepoint, or in finish after
 	// GORM's rollback. A lone row's UPDATE wrote nothing, so its conflict can be read right away.
 	if name := st.savepoint; name != "" {
-		if st.undo(db, "ROLLBACK TO SAVEPOINT "+name) {
+		if st.undo(db, st.spec.sql.rollbackTo(name)) {
 			p.fillConflicts(db, st, db.Statement.ConnPool, name)
 		}
 		if st.undoErr == nil && st.isSaveOfNewRow(db.Statement) {

@@ -24,15 +24,16 @@ var deletedAtType = reflect.TypeOf(gorm.DeletedAt{})
 //
 // The SELECT goes out on pool directly, not through GORM's query callbacks, which could route it to a
 // lagging read replica. When it fails, the conflict names every row of the write, state unknown, and
-// keeps the error. Inside the caller's transaction on PostgreSQL the SELECT runs under a savepoint
-// (guard, or one of its own), so a failed SELECT does not abort the caller's transaction.
+// keeps the error. Inside the caller's transaction on a database where an error aborts it
+// (PostgreSQL) the SELECT runs under a savepoint (guard, or one of its own), so a failed SELECT does
+// not abort the caller's transaction.
 func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool, guard string) {
 	st.findConflicts = false
-	pgInTx := st.callerTx && st.spec.dialect == "postgres"
+	abortsTx := st.callerTx && st.spec.sql.errorAbortsTx()
 	own := ""
-	if pgInTx && guard == "" {
+	if abortsTx && guard == "" {
 		own = p.savepointName()
-		if err := execRaw(db, db.Statement.Context, "SAVEPOINT "+own); err != nil {
+		if err := execRaw(db, db.Statement.Context, st.spec.sql.savepoint(own)); err != nil {
 			st.conflict.unknown(st, err)
 			return
 		}
@@ -40,12 +41,12 @@ func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool, g
 	}
 	if err := p.readConflicts(db, st, pool); err != nil {
 		st.conflict.unknown(st, err)
-		if pgInTx {
-			st.undo(db, "ROLLBACK TO SAVEPOINT "+guard)
+		if abortsTx {
+			st.undo(db, st.spec.sql.rollbackTo(guard))
 		}
 	}
 	if own != "" {
-		st.undo(db, "RELEASE SAVEPOINT "+own)
+		st.undo(db, st.spec.sql.release(own))
 	}
 }
 

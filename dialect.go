@@ -1,8 +1,10 @@
 package optlock
 
 import (
+	"regexp"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -16,6 +18,13 @@ type sqlDialect interface {
 	name() string
 	// bindVarLimit is the number of bind parameters one statement may carry.
 	bindVarLimit() int
+
+	// quotedTable matches a table expression GORM made by quoting a name or schema.name (the
+	// schema in the first group when there is one), or is nil.
+	quotedTable() *regexp.Regexp
+	// columnReader reads a table's column types from the catalog (storedColumns), or is nil when the
+	// database is not asked.
+	columnReader() func(stmt *gorm.Statement, pool gorm.ConnPool, key tableKey) (*tableColumns, error)
 
 	// errorAbortsTx says a failed statement leaves the whole transaction aborted (PostgreSQL): a
 	// statement that may fail inside the caller's transaction needs a savepoint of its own.

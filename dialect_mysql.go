@@ -1,9 +1,13 @@
 package optlock
 
 import (
+	"database/sql"
 	"reflect"
+	"regexp"
+	"strings"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -33,4 +37,43 @@ func (mysqlDialect) advanceUnix(next int64, col clause.Column) clause.Expression
 func (mysqlDialect) advanceTime(lf lockField, next time.Time, col clause.Column) clause.Expression {
 	stepMicros := max(1, int64(lf.step/time.Microsecond))
 	return clause.Expr{SQL: "GREATEST(CAST(? AS " + lf.castType + "), COALESCE(? + INTERVAL ? MICROSECOND, CAST(? AS " + lf.castType + ")))", Vars: []any{next, col, stepMicros, next}}
+}
+
+// mysqlQuotedTable matches a table expression GORM quoted: `name` or `schema`.`name`.
+var mysqlQuotedTable = regexp.MustCompile("^`((?:[^`]|``)+)`(?:\\.`((?:[^`]|``)+)`)?$")
+
+func (mysqlDialect) quotedTable() *regexp.Regexp { return mysqlQuotedTable }
+
+func (mysqlDialect) columnReader() func(*gorm.Statement, gorm.ConnPool, tableKey) (*tableColumns, error) {
+	return readMySQLColumns
+}
+
+const mysqlColumnsSQL = `SELECT column_name, data_type, datetime_precision FROM information_schema.columns
+WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?`
+
+func readMySQLColumns(stmt *gorm.Statement, pool gorm.ConnPool, key tableKey) (*tableColumns, error) {
+	var schema any
+	if key.schema != "" {
+		schema = key.schema
+	}
+	cols := &tableColumns{byName: map[string]storedColumn{}, foldCase: true}
+	err := queryCatalog(stmt, pool, mysqlColumnsSQL, []any{schema, key.table}, func(rows *sql.Rows) error {
+		var column, typ string
+		var precision sql.NullInt64
+		if err := rows.Scan(&column, &typ, &precision); err != nil {
+			return err
+		}
+		typ = strings.ToLower(typ)
+		c := storedColumn{typeName: typ, precision: -1}
+		if precision.Valid && precision.Int64 >= 0 && precision.Int64 <= 6 {
+			c.precision = int(precision.Int64)
+		}
+		switch typ {
+		case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
+			c.binary = true
+		}
+		cols.byName[strings.ToLower(column)] = c
+		return nil
+	})
+	return cols, err
 }

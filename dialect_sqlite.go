@@ -1,8 +1,10 @@
 package optlock
 
 import (
+	"regexp"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -21,4 +23,12 @@ func (sqliteDialect) advanceUnix(next int64, col clause.Column) clause.Expressio
 // advanceTime compares instants with julianday(), as SQLite stores whatever text was written.
 func (sqliteDialect) advanceTime(lf lockField, next time.Time, col clause.Column) clause.Expression {
 	return clause.Expr{SQL: "CASE WHEN ? IS NOT NULL AND julianday(?) >= julianday(?) THEN strftime('%Y-%m-%d %H:%M:%f', ?, '+0.001 seconds') ELSE ? END", Vars: []any{col, col, next, col, next}}
+}
+
+// quotedTable is nil: SQLite has no schemas to tell apart in a table expression.
+func (sqliteDialect) quotedTable() *regexp.Regexp { return nil }
+
+// columnReader is nil: SQLite compares by value whatever a column's declared type, and is not asked.
+func (sqliteDialect) columnReader() func(*gorm.Statement, gorm.ConnPool, tableKey) (*tableColumns, error) {
+	return nil
 }

@@ -145,7 +145,7 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 			}
 		}
 	}
-	if columns == nil && (key.dialect == "postgres" || key.dialect == "mysql") {
+	if columns == nil && d.columnReader() != nil {
 		return spec, nil // not cached: the types are read again on the next write
 	}
 	return p.specs.add(key, spec, maxCachedSpecs), nil
