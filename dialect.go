@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // sqlDialect is what differs between the databases the plugin writes SQL for. The rest of the
@@ -25,6 +26,16 @@ type sqlDialect interface {
 	// columnReader reads a table's column types from the catalog (storedColumns), or is nil when the
 	// database is not asked.
 	columnReader() func(stmt *gorm.Statement, pool gorm.ConnPool, key tableKey) (*tableColumns, error)
+
+	// castType is the type a VALUES list casts a value of column f to, so the list has the column's
+	// type (PostgreSQL), or "" when row values need none; columns are the types as stored.
+	castType(stmt *gorm.Statement, f *schema.Field, columns *tableColumns) (string, error)
+	// binaryCast is the cast a value of a binary column needs in every row of a derived table
+	// (MySQL's BINARY), or "".
+	binaryCast(stored storedColumn, f *schema.Field) string
+	// timeLock sets how a timestamp lock column of type typeName with digits fractional digits (-1:
+	// not known) is compared and cast, and returns the digits it is compared at.
+	timeLock(lf *lockField, typeName string, digits int) int
 
 	// errorAbortsTx says a failed statement leaves the whole transaction aborted (PostgreSQL): a
 	// statement that may fail inside the caller's transaction needs a savepoint of its own.

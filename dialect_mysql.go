@@ -4,11 +4,13 @@ import (
 	"database/sql"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // mysqlDialect writes MySQL's and MariaDB's SQL (GORM's "mysql" dialector).
@@ -76,4 +78,27 @@ func readMySQLColumns(stmt *gorm.Statement, pool gorm.ConnPool, key tableKey) (*
 		return nil
 	})
 	return cols, err
+}
+
+// castType is empty: row values need no cast to be compared.
+func (mysqlDialect) castType(*gorm.Statement, *schema.Field, *tableColumns) (string, error) {
+	return "", nil
+}
+
+// binaryCast is BINARY for a binary string column: a derived table types a bare parameter as text
+// in the connection's character set, which refuses bytes that are not valid in it.
+func (mysqlDialect) binaryCast(stored storedColumn, f *schema.Field) string {
+	if stored.binary || f.DataType == schema.Bytes {
+		return "BINARY"
+	}
+	return ""
+}
+
+// timeLock casts the snapshot to DATETIME at the column's precision (whole seconds by default).
+func (mysqlDialect) timeLock(lf *lockField, _ string, digits int) int {
+	if digits < 0 {
+		digits = 0
+	}
+	lf.castType = "DATETIME(" + strconv.Itoa(digits) + ")"
+	return digits
 }

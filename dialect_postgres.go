@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // postgresDialect writes PostgreSQL's SQL (GORM's "postgres" dialector, pgx).
@@ -111,4 +112,51 @@ func postgresTypeSQL(stmt *gorm.Statement, typSchema, typ string) (string, error
 	b.WriteByte('.')
 	stmt.DB.Dialector.QuoteTo(&b, typ)
 	return b.String(), nil
+}
+
+// castType is the type a VALUES list casts a value of column f to: the column's type as stored, or
+// as GORM would create it when the stored types are not known.
+func (postgresDialect) castType(stmt *gorm.Statement, f *schema.Field, columns *tableColumns) (string, error) {
+	if c, ok := columns.column(f.DBName); ok {
+		return c.cast, c.castErr
+	}
+	return postgresCastType(stmt, f), nil
+}
+
+// postgresCastType is the column type a PostgreSQL VALUES list needs to compare with f, as GORM would
+// create it. Serial types name a sequence default, not a type.
+func postgresCastType(stmt *gorm.Statement, f *schema.Field) string {
+	t := strings.TrimSpace(strings.ToLower(stmt.Dialector.DataTypeOf(f)))
+	switch t {
+	case "smallserial":
+		return "smallint"
+	case "serial":
+		return "integer"
+	case "bigserial":
+		return "bigint"
+	}
+	return t
+}
+
+func (postgresDialect) binaryCast(storedColumn, *schema.Field) string { return "" }
+
+// timeLock casts the snapshot to the column's type at its precision (microseconds at most); a
+// timestamp without time zone stores a wall clock.
+func (postgresDialect) timeLock(lf *lockField, typeName string, digits int) int {
+	if digits < 0 || digits > 6 {
+		digits = 6
+	}
+	switch typeName {
+	case "timestamp", "timestamp without time zone":
+		lf.wallClock = true
+		typeName = "timestamp"
+	case "timestamptz", "timestamp with time zone":
+		typeName = "timestamptz"
+	default:
+		if !builtinTypeName.MatchString(typeName) {
+			typeName = "timestamptz" // never SQL from a name that was not checked
+		}
+	}
+	lf.castType = typeName + "(" + strconv.Itoa(digits) + ")"
+	return digits
 }

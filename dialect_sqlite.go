@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // sqliteDialect writes SQLite's SQL (GORM's "sqlite" dialector; SQLite 3.33 or later).
@@ -31,4 +32,17 @@ func (sqliteDialect) quotedTable() *regexp.Regexp { return nil }
 // columnReader is nil: SQLite compares by value whatever a column's declared type, and is not asked.
 func (sqliteDialect) columnReader() func(*gorm.Statement, gorm.ConnPool, tableKey) (*tableColumns, error) {
 	return nil
+}
+
+// castType is empty: SQLite compares by value whatever a column's declared type.
+func (sqliteDialect) castType(*gorm.Statement, *schema.Field, *tableColumns) (string, error) {
+	return "", nil
+}
+
+func (sqliteDialect) binaryCast(storedColumn, *schema.Field) string { return "" }
+
+// timeLock compares instants with julianday(), to the nanosecond SQLite keeps in its text.
+func (sqliteDialect) timeLock(lf *lockField, _ string, _ int) int {
+	lf.julian = true
+	return 9
 }

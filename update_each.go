@@ -110,18 +110,13 @@ func (p *Plugin) prepareEach(db *gorm.DB, st *lockState, names []string) error {
 		each.softDelete = softDeleteField(s)
 	}
 	for _, f := range fields {
-		cast := ""
-		switch st.spec.dialect {
-		case "postgres":
-			if cast, err = columnCastType(db.Statement, f, st.spec.stored); err != nil {
-				return err
-			}
-		case "mysql":
-			// A derived table types a bare parameter as text in the connection's character set, which
-			// refuses bytes that are not valid in it: a binary column's value is cast to BINARY.
-			if c, _ := st.spec.stored.column(f.DBName); c.binary || f.DataType == schema.Bytes {
-				cast = "BINARY"
-			}
+		cast, err := st.spec.sql.castType(db.Statement, f, st.spec.stored)
+		if err != nil {
+			return err
+		}
+		if cast == "" {
+			stored, _ := st.spec.stored.column(f.DBName)
+			cast = st.spec.sql.binaryCast(stored, f)
 		}
 		each.castTypes = append(each.castTypes, cast)
 	}
