@@ -37,6 +37,40 @@ type sqlDialect interface {
 	// not known) is compared and cast, and returns the digits it is compared at.
 	timeLock(lf *lockField, typeName string, digits int) int
 
+	// instant is what a timestamp lock's column and value are wrapped in to be compared as instants
+	// (SQLite's julianday( and )), or two empty strings.
+	instant(lf lockField) (open, closing string)
+
+	// keyListFirst says a list of rows is preceded by the plain list of their keys, which the
+	// database needs to find the rows through the primary key (SQLite).
+	keyListFirst() bool
+	// locksInKeyOrder says a bulk write first locks its rows in primary-key order (PostgreSQL), with
+	// writeKeyOrderLock, so two bulk writes over the same rows cannot deadlock.
+	locksInKeyOrder() bool
+	writeKeyOrderLock(b clause.Builder, p lockPredicate)
+	// rowList is how a list of row values is written after IN.
+	rowList() rowListForm
+	// compactRows says the check predicate binds p's rows in a fixed number of parameters, whatever
+	// their number (PostgreSQL's arrays, SQLite's JSON object); writeCompactRows writes it.
+	compactRows(p lockPredicate) bool
+	writeCompactRows(b clause.Builder, p lockPredicate)
+	// joinRows is the FROM clause that joins p's rows in an UPDATE and the condition that matches
+	// them (SQLite's JSON object), or nil: the rows are tested in WHERE.
+	joinRows(p lockPredicate) (from clause.Interface, on clause.Expression)
+
+	// buildEach writes UpdateEach's UPDATE of w's rows, each with its own values, joined to the
+	// table by key and checked against their lock values (eachWrite's writers).
+	buildEach(b clause.Builder, w eachWrite)
+
+	// comparesInSQL says the conflict query over p's rows returns only the refused ones
+	// (writeChangedRows writes it); otherwise every row's keys and lock columns are read back and
+	// compared in Go.
+	comparesInSQL(p lockPredicate) bool
+	writeChangedRows(q *gorm.Statement, st *lockState, softDelete *schema.Field)
+	// lockingRead is appended to the conflict query inside a transaction, so it reads what the
+	// write saw (MySQL's LOCK IN SHARE MODE), or is empty.
+	lockingRead() string
+
 	// errorAbortsTx says a failed statement leaves the whole transaction aborted (PostgreSQL): a
 	// statement that may fail inside the caller's transaction needs a savepoint of its own.
 	errorAbortsTx() bool
@@ -55,6 +89,18 @@ type sqlDialect interface {
 	// lf.step when it already holds next or later.
 	advanceTime(lf lockField, next time.Time, col clause.Column) clause.Expression
 }
+
+// rowListForm is how a dialect writes a list of row values after IN.
+type rowListForm int
+
+const (
+	// rowValueList is (id, version) IN ((?, ?), (?, ?)).
+	rowValueList rowListForm = iota
+	// valuesList is (id, version) IN (VALUES (?, ?), (?, ?)).
+	valuesList
+	// typedValuesList is a VALUES list whose first row casts every value to its column's type.
+	typedValuesList
+)
 
 // dialects are the databases the plugin writes SQL for, in the order errors name them; the one place
 // a gorm.Dialector name chooses a dialect. Adding a database is one file implementing sqlDialect and

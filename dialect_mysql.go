@@ -102,3 +102,76 @@ func (mysqlDialect) timeLock(lf *lockField, _ string, digits int) int {
 	lf.castType = "DATETIME(" + strconv.Itoa(digits) + ")"
 	return digits
 }
+
+// keyListFirst is false: MySQL and MariaDB plan a row-value IN as a range on the primary key.
+func (mysqlDialect) keyListFirst() bool { return false }
+
+// locksInKeyOrder is false: a row-value IN walks the primary key in order, locking rows in key order.
+func (mysqlDialect) locksInKeyOrder() bool { return false }
+
+func (mysqlDialect) writeKeyOrderLock(clause.Builder, lockPredicate) {}
+
+// rowList is a row-value IN list: (id, version) IN ((?, ?), (?, ?)).
+func (mysqlDialect) rowList() rowListForm { return rowValueList }
+
+// compactRows is false: every row's values are bound.
+func (mysqlDialect) compactRows(lockPredicate) bool { return false }
+
+func (mysqlDialect) writeCompactRows(clause.Builder, lockPredicate) {}
+
+// instant is empty: a timestamp is compared as the cast value it is.
+func (mysqlDialect) instant(lockField) (string, string) { return "", "" }
+
+// joinRows joins nothing: the rows are tested in WHERE.
+func (mysqlDialect) joinRows(lockPredicate) (clause.Interface, clause.Expression) { return nil, nil }
+
+// comparesInSQL is false: every row's key and lock columns are read back and compared in Go.
+func (mysqlDialect) comparesInSQL(lockPredicate) bool { return false }
+
+func (mysqlDialect) writeChangedRows(*gorm.Statement, *lockState, *schema.Field) {}
+
+// lockingRead makes the conflict query a locking read: inside a REPEATABLE READ transaction a plain
+// SELECT reads the transaction's old snapshot, where the UPDATE read the latest rows; a locking read
+// sees what the UPDATE saw.
+func (mysqlDialect) lockingRead() string { return " LOCK IN SHARE MODE" }
+
+// buildEach writes UpdateEach's statement: the rows as a derived table of SELECTs, joined to the
+// table (STRAIGHT_JOIN: the derived table first, each row looked up by its key); the values are
+// untyped, so a timestamp lock's is cast where it is matched.
+//
+//	UPDATE (SELECT ? AS k0, ? AS l0, ? AS c0 UNION ALL SELECT ?,?,? …) AS v STRAIGHT_JOIN t
+//	ON t.id=v.k0 AND t.version=v.l0 SET t.c=v.c0, t.version=COALESCE(t.version,0)+1
+func (mysqlDialect) buildEach(b clause.Builder, w eachWrite) {
+	b.WriteString("UPDATE ")
+	w.writeRowsMySQL(b)
+	b.WriteString(" STRAIGHT_JOIN ")
+	b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
+	b.WriteString(" ON ")
+	w.writeMatch(b, true)
+	b.WriteString(" SET ")
+	w.writeSet(b, true)
+}
+
+// writeRowsMySQL writes the derived table "(SELECT ? AS k0, … UNION ALL SELECT ?, … ) AS v".
+func (w eachWrite) writeRowsMySQL(b clause.Builder) {
+	b.WriteByte('(')
+	for pos := w.c.start; pos < w.c.end; pos++ {
+		if pos > w.c.start {
+			b.WriteString(" UNION ALL ")
+		}
+		r := w.st.each.order[pos]
+		b.WriteString("SELECT ")
+		for i := range w.width() {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			w.writeValue(b, r, i, false, false)
+			if pos == w.c.start {
+				b.WriteString(" AS ")
+				b.WriteQuoted(w.alias(i))
+			}
+		}
+	}
+	b.WriteString(") AS ")
+	b.WriteQuoted("v")
+}

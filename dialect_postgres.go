@@ -2,6 +2,7 @@ package optlock
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"regexp"
 	"strconv"
 	"strings"
@@ -159,4 +160,218 @@ func (postgresDialect) timeLock(lf *lockField, typeName string, digits int) int 
 	}
 	lf.castType = typeName + "(" + strconv.Itoa(digits) + ")"
 	return digits
+}
+
+// keyListFirst is false: a VALUES list is planned as a join on the primary key.
+func (postgresDialect) keyListFirst() bool { return false }
+
+// locksInKeyOrder is true: PostgreSQL locks rows in the order its plan meets them (buildKeyOrderLock).
+func (postgresDialect) locksInKeyOrder() bool { return true }
+
+func (postgresDialect) writeKeyOrderLock(b clause.Builder, p lockPredicate) { p.buildKeyOrderLock(b) }
+
+// rowList is a VALUES list, its first row cast to the columns' types: PostgreSQL plans a long
+// row-value IN list as a chain of ORs, slow to plan and to JIT-compile.
+func (postgresDialect) rowList() rowListForm { return typedValuesList }
+
+// compactRows binds integer keys and versions as arrays (usesIntArrays).
+func (postgresDialect) compactRows(p lockPredicate) bool { return p.usesIntArrays() }
+
+func (postgresDialect) writeCompactRows(b clause.Builder, p lockPredicate) { p.buildIntArrays(b) }
+
+// instant is empty: a timestamp is compared as the cast value it is.
+func (postgresDialect) instant(lockField) (string, string) { return "", "" }
+
+// buildKeyOrderLock writes the key-order lock of the predicate's rows, their keys as a list:
+// "id = ANY(ARRAY(SELECT id FROM t WHERE id IN (...) ORDER BY id FOR UPDATE))" ("(a, b) IN (SELECT
+// a, b ...)" for a composite key).
+//
+// Two bulk writes over the same rows must lock them in the same order, or each can hold a row the
+// other waits for: a deadlock. MySQL and MariaDB walk the primary key in order for a row-value IN, and
+// SQLite locks the whole database, but PostgreSQL locks rows in whatever order its plan meets them (a
+// hash join meets them in the order they lie on disk). A sub-select that sorts the keys and locks them
+// FOR UPDATE runs once, before the update, and takes the locks in key order.
+func (p lockPredicate) buildKeyOrderLock(b clause.Builder) {
+	w := p.width()
+	composite := len(p.spec.keys) > 1
+	writeKeyOrderLock(b, p.spec.keys, func() {
+		b.WriteString(" IN (")
+		if composite {
+			// A row-value list recurses once per element in PostgreSQL's parser; VALUES does not.
+			b.WriteString("VALUES ")
+		}
+		for r := range p.rows() {
+			if r > 0 {
+				b.WriteByte(',')
+			}
+			key := p.values[r*w : r*w+len(p.spec.keys)]
+			if len(key) == 1 {
+				b.AddVar(b, key[0])
+			} else {
+				b.WriteByte('(')
+				for i := range key {
+					if i > 0 {
+						b.WriteByte(',')
+					}
+					p.writeValue(b, key, i, r == 0)
+				}
+				b.WriteByte(')')
+			}
+		}
+		b.WriteByte(')')
+	})
+}
+
+// writeKeyOrderLock writes "id = ANY(ARRAY(SELECT id FROM t WHERE id<match> ORDER BY id FOR UPDATE))"
+// ("(a,b) IN (SELECT a,b FROM t WHERE (a,b)<match> ORDER BY a,b FOR UPDATE)" for a composite key),
+// where match writes how the keys are matched with the rows' (a list of values, or arrays).
+func writeKeyOrderLock(b clause.Builder, keys []keyField, match func()) {
+	composite := len(keys) > 1
+	writeKeys := func(row bool) {
+		if row {
+			b.WriteByte('(')
+		}
+		writeList(b, len(keys), func(i int) { b.WriteQuoted(clause.Column{Name: keys[i].field.DBName}) })
+		if row {
+			b.WriteByte(')')
+		}
+	}
+	writeKeys(composite)
+	if composite {
+		b.WriteString(" IN (SELECT ")
+	} else {
+		// An ARRAY(sub-select) is an init plan: it runs once, first, and the outer scan can still use
+		// the primary key, where IN (sub-select) would be planned as a join over the whole table.
+		b.WriteString(" = ANY(ARRAY(SELECT ")
+	}
+	writeKeys(false)
+	b.WriteString(" FROM ")
+	b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
+	b.WriteString(" WHERE ")
+	writeKeys(composite)
+	match()
+	b.WriteString(" ORDER BY ")
+	writeKeys(false)
+	b.WriteString(" FOR UPDATE)")
+	if !composite {
+		b.WriteByte(')')
+	}
+}
+
+// usesIntArrays reports whether the predicate can bind its keys and locks as integer arrays.
+//
+// A bulk write whose key and lock columns are all integers binds them as arrays: three
+// parameters and one SQL text for any number of rows, so pgx prepares the statement once and the
+// planner does not re-plan a list of thousands of values on every call:
+//
+//	"id" = ANY(ARRAY(SELECT "id" FROM "items" WHERE "id" = ANY(CAST(CAST($1 AS text) AS bigint[])) ORDER BY "id" FOR UPDATE))
+//	AND ("id","version") IN (SELECT * FROM unnest(CAST(CAST($2 AS text) AS bigint[]), CAST(CAST($3 AS text) AS bigint[])))
+//
+// The first condition is the key-order lock (an init plan); the second the check. A lock value that may
+// be stored as NULL is compared as COALESCE(column, 0).
+func (p lockPredicate) usesIntArrays() bool {
+	if p.rows() < 2 || !p.lockInKeyOrder {
+		return false
+	}
+	for _, k := range p.spec.keys {
+		if !isIntegerKey(k.field) {
+			return false
+		}
+	}
+	for _, l := range p.spec.locks {
+		if l.kind == timeLock {
+			return false
+		}
+	}
+	return true
+}
+
+// buildIntArrays writes the array form of the predicate. Each column's array is built once, and bound
+// wherever the statement needs it.
+func (p lockPredicate) buildIntArrays(b clause.Builder) {
+	w, k := p.width(), len(p.spec.keys)
+	arrays := make([]pgIntArray, w)
+	for i := range arrays {
+		arrays[i] = make(pgIntArray, p.rows())
+		for r := range arrays[i] {
+			arrays[i][r] = intOf(p.values[r*w+i])
+		}
+	}
+	array := func(i int) {
+		// Typed as text, the parameter goes to the server as the array's text, which PostgreSQL parses;
+		// typed as bigint[], pgx would parse the text into a Go slice and encode it again.
+		b.WriteString("CAST(CAST(")
+		b.AddVar(b, arrays[i])
+		b.WriteString(" AS text) AS bigint[])")
+	}
+	// The key-order lock.
+	writeKeyOrderLock(b, p.spec.keys, func() {
+		if k == 1 {
+			b.WriteString(" = ANY(")
+			array(0)
+			b.WriteByte(')')
+		} else {
+			b.WriteString(" IN (SELECT * FROM unnest(")
+			writeList(b, k, array)
+			b.WriteString("))")
+		}
+	})
+	// The check.
+	b.WriteString(" AND (")
+	writeList(b, w, func(i int) { p.writeColumn(b, i, i >= k && p.nullable(i-k)) })
+	b.WriteString(") IN (SELECT * FROM unnest(")
+	writeList(b, w, array)
+	b.WriteString("))")
+}
+
+// pgIntArray binds a list of integers as one PostgreSQL array parameter, in its text form.
+type pgIntArray []int64
+
+// Value implements driver.Valuer.
+func (a pgIntArray) Value() (driver.Value, error) {
+	var sb strings.Builder
+	sb.Grow(len(a)*8 + 2)
+	sb.WriteByte('{')
+	buf := make([]byte, 0, 20)
+	for i, v := range a {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.Write(strconv.AppendInt(buf[:0], v, 10))
+	}
+	sb.WriteByte('}')
+	return sb.String(), nil
+}
+
+// joinRows joins nothing: the rows are tested in WHERE.
+func (postgresDialect) joinRows(lockPredicate) (clause.Interface, clause.Expression) { return nil, nil }
+
+// comparesInSQL is false: every row's key and lock columns are read back and compared in Go.
+func (postgresDialect) comparesInSQL(lockPredicate) bool { return false }
+
+func (postgresDialect) writeChangedRows(*gorm.Statement, *lockState, *schema.Field) {}
+
+// lockingRead is empty: a READ COMMITTED statement reads the latest committed rows.
+func (postgresDialect) lockingRead() string { return "" }
+
+// buildEach writes UpdateEach's statement: a VALUES list typed by its first row (timestamp locks cast
+// in every row), joined in FROM, after the key-order lock.
+//
+//	UPDATE t SET c=v.c0, version=COALESCE(t.version,0)+1 FROM (VALUES (CAST(? AS int8),…),…) AS v(k0,l0,c0)
+//	WHERE id = ANY(ARRAY(SELECT id … ORDER BY id FOR UPDATE)) AND t.id=v.k0 AND t.version=v.l0
+func (postgresDialect) buildEach(b clause.Builder, w eachWrite) {
+	b.WriteString("UPDATE ")
+	b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
+	b.WriteString(" SET ")
+	w.writeSet(b, false)
+	b.WriteString(" FROM (VALUES ")
+	w.writeValueRows(b, true, true)
+	b.WriteString(") AS ")
+	b.WriteQuoted("v")
+	b.WriteByte('(')
+	w.writeAliases(b)
+	b.WriteString(") WHERE ")
+	w.predicate().buildKeyOrderLock(b)
+	b.WriteString(" AND ")
+	w.writeMatch(b, false)
 }

@@ -51,8 +51,9 @@ type lockField struct {
 type keyField struct {
 	field    *schema.Field
 	castType string
-	// binary marks a MySQL binary string column, cast to BINARY where a derived table holds it.
-	binary bool
+	// rowCast is the cast its value needs in every row of a derived table: BINARY for a MySQL binary
+	// string column (sqlDialect.binaryCast).
+	rowCast string
 }
 
 // lockSpec is everything the plugin needs to lock-check one model: resolved once and cached.
@@ -136,7 +137,7 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 			return nil, err
 		}
 		stored, _ := columns.column(f.DBName)
-		spec.keys = append(spec.keys, keyField{field: f, castType: cast, binary: d.binaryCast(stored, f) != ""})
+		spec.keys = append(spec.keys, keyField{field: f, castType: cast, rowCast: d.binaryCast(stored, f)})
 	}
 	for i := range spec.locks {
 		if spec.locks[i].castType == "" {
