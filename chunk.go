@@ -40,7 +40,7 @@ func (p *Plugin) planChunks(db *gorm.DB, st *lockState) []chunk {
 		return []chunk{{0, rows}}
 	}
 	width := st.spec.paramsPerRow()
-	limit := p.bindVarLimitFor(st.spec.sql)
+	limit := p.bindVarLimitFor(st.spec.dialect)
 	perChunk := rows
 	if rows*width > limit/2 {
 		perChunk = max(1, (limit-boundVars(db.Statement))/width)

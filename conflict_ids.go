@@ -29,11 +29,11 @@ var deletedAtType = reflect.TypeOf(gorm.DeletedAt{})
 // not abort the caller's transaction.
 func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool, guard string) {
 	st.findConflicts = false
-	abortsTx := st.callerTx && st.spec.sql.errorAbortsTx()
+	abortsTx := st.callerTx && st.spec.dialect.errorAbortsTx()
 	own := ""
 	if abortsTx && guard == "" {
 		own = p.savepointName()
-		if err := execRaw(db, db.Statement.Context, st.spec.sql.savepoint(own)); err != nil {
+		if err := execRaw(db, db.Statement.Context, st.spec.dialect.savepoint(own)); err != nil {
 			st.conflict.unknown(st, err)
 			return
 		}
@@ -42,11 +42,11 @@ func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool, g
 	if err := p.readConflicts(db, st, pool); err != nil {
 		st.conflict.unknown(st, err)
 		if abortsTx {
-			st.undo(db, st.spec.sql.rollbackTo(guard))
+			st.undo(db, st.spec.dialect.rollbackTo(guard))
 		}
 	}
 	if own != "" {
-		st.undo(db, st.spec.sql.release(own))
+		st.undo(db, st.spec.dialect.release(own))
 	}
 }
 
@@ -62,9 +62,9 @@ func (e *OptimisticLockError) unknown(st *lockState, err error) {
 // read. It returns the first error of the query or of scanning.
 func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) error {
 	rows := len(st.snapshot.rows)
-	perQuery := max(1, p.bindVarLimitFor(st.spec.sql)/len(st.spec.keys))
+	perQuery := max(1, p.bindVarLimitFor(st.spec.dialect)/len(st.spec.keys))
 	// Only refused rows come back: a row not found holds what was read.
-	filtered := st.spec.sql.comparesInSQL(lockPredicate{spec: st.spec, values: st.snapshot.values})
+	filtered := st.spec.dialect.comparesInSQL(lockPredicate{spec: st.spec, values: st.snapshot.values})
 	if filtered {
 		perQuery = rows
 	}
@@ -135,7 +135,7 @@ func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, fil
 		columns = append(columns, clause.Column{Name: softDelete.DBName})
 	}
 	if filtered {
-		st.spec.sql.writeChangedRows(q, st, softDelete)
+		st.spec.dialect.writeChangedRows(q, st, softDelete)
 	} else {
 		q.AddClause(clause.Select{Columns: columns})
 		q.AddClause(clause.From{})
@@ -143,7 +143,7 @@ func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, fil
 		q.Build("SELECT", "FROM", "WHERE")
 	}
 	if _, inTx := q.ConnPool.(gorm.TxCommitter); inTx {
-		q.SQL.WriteString(st.spec.sql.lockingRead())
+		q.SQL.WriteString(st.spec.dialect.lockingRead())
 	}
 
 	begin := time.Now()
@@ -339,7 +339,7 @@ func (k keyRows) Build(b clause.Builder) {
 		b.WriteQuoted(clause.Column{Name: key.field.DBName})
 	}
 	b.WriteString(") IN (")
-	if spec.sql.rowList() != rowValueList {
+	if spec.dialect.rowList() != rowValueList {
 		b.WriteString("VALUES ")
 	}
 	for r := k.c.start; r < k.c.end; r++ {

@@ -58,11 +58,10 @@ type keyField struct {
 
 // lockSpec is everything the plugin needs to lock-check one model: resolved once and cached.
 type lockSpec struct {
-	dialect string
-	// sql writes the forms of the statement's database.
-	sql   sqlDialect
-	keys  []keyField
-	locks []lockField
+	// dialect writes the forms of the statement's database.
+	dialect sqlDialect
+	keys    []keyField
+	locks   []lockField
 	// shared lists the column fields GORM reaches through a pointer (see behindPointer).
 	shared []*schema.Field
 	// stored are the table's column types as the database has them (storedColumns); nil when they
@@ -125,7 +124,7 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 	if err != nil {
 		return nil, err
 	}
-	spec := &lockSpec{dialect: key.dialect, sql: d, locks: locks, shared: behindPointer(stmt.Schema), stored: columns}
+	spec := &lockSpec{dialect: d, locks: locks, shared: behindPointer(stmt.Schema), stored: columns}
 	for _, f := range stmt.Schema.PrimaryFields {
 		if f.Serializer != nil {
 			// GORM hands such a key over wrapped; the keys the conflict query reads back could not be

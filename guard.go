@@ -211,7 +211,7 @@ func (p *Plugin) buildAdvance(db *gorm.DB, st *lockState) {
 	set = withoutLockColumns(set, st.spec)
 	now := db.NowFunc()
 	for _, lf := range st.spec.locks {
-		set = append(set, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: lf.advanceBlind(st.spec.sql, "", now)})
+		set = append(set, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: lf.advanceBlind(st.spec.dialect, "", now)})
 	}
 	stmt.AddClause(set)
 }

@@ -63,10 +63,10 @@ func (s *lockSpec) castsEveryRow() bool {
 // paramsPerRow is how many bind parameters the predicate uses for each row.
 func (s *lockSpec) paramsPerRow() int {
 	n := len(s.keys) + len(s.locks)
-	if s.sql.keyListFirst() {
+	if s.dialect.keyListFirst() {
 		n++
 	}
-	if s.sql.locksInKeyOrder() {
+	if s.dialect.locksInKeyOrder() {
 		n += len(s.keys) // the key-order lock
 	}
 	return n
@@ -74,7 +74,7 @@ func (s *lockSpec) paramsPerRow() int {
 
 // bindsConstant says whether the predicate binds a fixed number of parameters, whatever its rows:
 // then no write needs to be split for the database's bind-parameter limit.
-func (p lockPredicate) bindsConstant() bool { return p.spec.sql.compactRows(p) }
+func (p lockPredicate) bindsConstant() bool { return p.spec.dialect.compactRows(p) }
 
 func (p lockPredicate) rows() int { return len(p.values) / p.width() }
 
@@ -84,16 +84,16 @@ func (p lockPredicate) Build(b clause.Builder) {
 		p.buildOne(b)
 		return
 	}
-	if p.spec.sql.compactRows(p) {
-		p.spec.sql.writeCompactRows(b, p)
+	if p.spec.dialect.compactRows(p) {
+		p.spec.dialect.writeCompactRows(b, p)
 		return
 	}
 	w := p.width()
-	if p.lockInKeyOrder && p.spec.sql.locksInKeyOrder() {
-		p.spec.sql.writeKeyOrderLock(b, p)
+	if p.lockInKeyOrder && p.spec.dialect.locksInKeyOrder() {
+		p.spec.dialect.writeKeyOrderLock(b, p)
 		b.WriteString(" AND ")
 	}
-	if p.spec.sql.keyListFirst() {
+	if p.spec.dialect.keyListFirst() {
 		// The leading key column is enough for the index; the row values below check the rest.
 		keys := make([]any, p.rows())
 		for r := range keys {
@@ -112,7 +112,7 @@ func (p lockPredicate) Build(b clause.Builder) {
 		p.writeColumn(b, i, i >= len(p.spec.keys) && p.nullable(i-len(p.spec.keys)))
 	}
 	b.WriteString(") IN (")
-	form := p.spec.sql.rowList()
+	form := p.spec.dialect.rowList()
 	if form != rowValueList {
 		b.WriteString("VALUES ")
 	}
@@ -158,7 +158,7 @@ func (p lockPredicate) writeColumn(b clause.Builder, i int, nullable bool) {
 		b.WriteQuoted(col)
 		return
 	}
-	writeLockColumn(b, p.spec.sql, p.spec.locks[i-len(p.spec.keys)], col, nullable)
+	writeLockColumn(b, p.spec.dialect, p.spec.locks[i-len(p.spec.keys)], col, nullable)
 }
 
 // writeLockColumn writes lock column col as it is compared: as COALESCE(col, zero) when a row may
@@ -207,7 +207,7 @@ func (p lockPredicate) writeValue(b clause.Builder, row []any, i int, typeRow bo
 		if lf.kind == timeLock || typeRow {
 			cast = lf.castType
 		}
-		if open, closing := p.spec.sql.instant(lf); open != "" {
+		if open, closing := p.spec.dialect.instant(lf); open != "" {
 			b.WriteString(open)
 			writeBound(b, v, cast)
 			b.WriteString(closing)

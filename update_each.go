@@ -110,13 +110,13 @@ func (p *Plugin) prepareEach(db *gorm.DB, st *lockState, names []string) error {
 		each.softDelete = softDeleteField(s)
 	}
 	for _, f := range fields {
-		cast, err := st.spec.sql.castType(db.Statement, f, st.spec.stored)
+		cast, err := st.spec.dialect.castType(db.Statement, f, st.spec.stored)
 		if err != nil {
 			return err
 		}
 		stored, _ := st.spec.stored.column(f.DBName)
 		each.typeCasts = append(each.typeCasts, cast)
-		each.rowCasts = append(each.rowCasts, st.spec.sql.binaryCast(stored, f))
+		each.rowCasts = append(each.rowCasts, st.spec.dialect.binaryCast(stored, f))
 	}
 	st.each = each
 	return nil
@@ -165,11 +165,11 @@ func (p *Plugin) buildEach(db *gorm.DB, st *lockState) {
 	}
 
 	perRow := len(st.spec.keys) + len(st.spec.locks) + len(each.columns)
-	if st.spec.sql.locksInKeyOrder() {
+	if st.spec.dialect.locksInKeyOrder() {
 		perRow += len(st.spec.keys) // the key-order lock
 	}
 	rows := len(st.snapshot.rows)
-	perChunk := max(1, (p.bindVarLimitFor(st.spec.sql)-len(st.spec.locks)*2)/perRow)
+	perChunk := max(1, (p.bindVarLimitFor(st.spec.dialect)-len(st.spec.locks)*2)/perRow)
 	for start := 0; start < rows; start += perChunk {
 		st.chunks = append(st.chunks, chunk{start, min(start+perChunk, rows)})
 	}
@@ -205,7 +205,7 @@ type eachWrite struct {
 //	SQLite:     UPDATE t SET c=v.c0, … FROM (SELECT column1 AS k0, … FROM (VALUES (?,…),…)) AS v WHERE t.id=v.k0 AND …
 //	MySQL:      UPDATE (SELECT ? AS k0, ? AS l0, ? AS c0 UNION ALL SELECT ?,?,? …) AS v STRAIGHT_JOIN t
 //	            ON t.id=v.k0 AND t.version=v.l0 SET t.c=v.c0, t.version=COALESCE(t.version,0)+1
-func (w eachWrite) Build(b clause.Builder) { w.st.spec.sql.buildEach(b, w) }
+func (w eachWrite) Build(b clause.Builder) { w.st.spec.dialect.buildEach(b, w) }
 
 // width is the number of values per row: keys, locks, then columns.
 func (w eachWrite) width() int {
@@ -334,9 +334,9 @@ func (w eachWrite) writeMatch(b clause.Builder, castTimes bool) {
 			continue
 		}
 		lf := spec.locks[i-k]
-		writeLockColumn(b, spec.sql, lf, clause.Column{Table: clause.CurrentTable, Name: f.DBName}, pred.nullable(i-k))
+		writeLockColumn(b, spec.dialect, lf, clause.Column{Table: clause.CurrentTable, Name: f.DBName}, pred.nullable(i-k))
 		b.WriteString(" = ")
-		open, closing := spec.sql.instant(lf)
+		open, closing := spec.dialect.instant(lf)
 		b.WriteString(open)
 		if castTimes && lf.kind == timeLock {
 			b.WriteString("CAST(")

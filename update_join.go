@@ -11,7 +11,7 @@ import (
 // otherwise. A statement that already has a FROM clause (the caller's own), or whose dialect builds
 // none for UPDATE, keeps the WHERE form.
 func addUpdatePredicate(stmt *gorm.Statement, p lockPredicate) {
-	from, on := p.spec.sql.joinRows(p)
+	from, on := p.spec.dialect.joinRows(p)
 	if from == nil || !slices.Contains(stmt.BuildClauses, "FROM") {
 		addCheck(stmt, p)
 		return

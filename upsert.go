@@ -54,7 +54,7 @@ func (p *Plugin) guardUpsert(db *gorm.DB) {
 	updates := append(clause.Set(nil), conflict.DoUpdates...)
 	now := db.NowFunc()
 	for _, lf := range spec.locks {
-		updates = append(updates, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: lf.advanceBlind(spec.sql, stmt.Table, now)})
+		updates = append(updates, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: lf.advanceBlind(spec.dialect, stmt.Table, now)})
 	}
 	conflict.DoUpdates = updates
 	c.Expression = conflict
