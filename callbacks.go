@@ -425,7 +425,7 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 	width := len(st.spec.keys)*2 + st.spec.paramsPerRow()
 	if limit := p.bindVarLimitFor(st.spec.dialect); rows*width > limit/2 {
 		if base := boundVars(stmt); rows*width+base > limit {
-			_ = db.AddError(invalidf("%d rows need more bind parameters than one lock-checked %s delete takes (%d): delete them in batches of %d", rows, st.spec.dialect.name(), limit, max(1, (limit-base)/width)))
+			_ = db.AddError(invalidf("%d rows need more bind parameters than one lock-checked %s delete takes (%d): delete them in batches of %d", rows, db.Dialector.Name(), limit, max(1, (limit-base)/width)))
 			return
 		}
 	}

@@ -15,8 +15,6 @@ import (
 // (dialect_postgres.go, dialect_mysql.go, dialect_sqlite.go), and dialects maps each to the
 // gorm.Dialector name it serves.
 type sqlDialect interface {
-	// name is the gorm.Dialector name the dialect is registered under.
-	name() string
 	// bindVarLimit is the number of bind parameters one statement may carry.
 	bindVarLimit() int
 
@@ -102,20 +100,23 @@ const (
 	typedValuesList
 )
 
-// dialects are the databases the plugin writes SQL for, in the order errors name them; the one place
-// a gorm.Dialector name chooses a dialect. Adding a database is one file implementing sqlDialect and
-// one line here.
-var dialects = []sqlDialect{
-	mysqlDialect{},
-	postgresDialect{},
-	sqliteDialect{},
+// dialects are the databases the plugin writes SQL for, by gorm.Dialector name, in the order errors
+// name them: the one place a name chooses a dialect. Adding a database is one file implementing
+// sqlDialect and one line here.
+var dialects = []struct {
+	name    string
+	dialect sqlDialect
+}{
+	{"mysql", mysqlDialect{}},
+	{"postgres", postgresDialect{}},
+	{"sqlite", sqliteDialect{}},
 }
 
 // dialectNamed returns the dialect registered under a gorm.Dialector name.
 func dialectNamed(name string) (sqlDialect, bool) {
 	for _, d := range dialects {
-		if d.name() == name {
-			return d, true
+		if d.name == name {
+			return d.dialect, true
 		}
 	}
 	return nil, false

@@ -11,7 +11,7 @@ import "strings"
 func supportedDialects() []string {
 	names := make([]string, len(dialects))
 	for i, d := range dialects {
-		names[i] = d.name()
+		names[i] = d.name
 	}
 	return names
 }

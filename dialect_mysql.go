@@ -13,10 +13,9 @@ import (
 	"gorm.io/gorm/schema"
 )
 
-// mysqlDialect writes MySQL's and MariaDB's SQL (GORM's "mysql" dialector).
+// mysqlDialect writes MySQL's and MariaDB's SQL (GORM's MySQL dialector, go-sql-driver).
 type mysqlDialect struct{ standardSavepoints }
 
-func (mysqlDialect) name() string        { return "mysql" }
 func (mysqlDialect) bindVarLimit() int   { return 65535 }
 func (mysqlDialect) errorAbortsTx() bool { return false }
 

@@ -13,10 +13,9 @@ import (
 	"gorm.io/gorm/schema"
 )
 
-// postgresDialect writes PostgreSQL's SQL (GORM's "postgres" dialector, pgx).
+// postgresDialect writes PostgreSQL's SQL (GORM's PostgreSQL dialector, pgx).
 type postgresDialect struct{ standardSavepoints }
 
-func (postgresDialect) name() string        { return "postgres" }
 func (postgresDialect) bindVarLimit() int   { return 65535 }
 func (postgresDialect) errorAbortsTx() bool { return true }
 

@@ -13,10 +13,9 @@ import (
 	"gorm.io/gorm/schema"
 )
 
-// sqliteDialect writes SQLite's SQL (GORM's "sqlite" dialector; SQLite 3.33 or later).
+// sqliteDialect writes SQLite's SQL (GORM's SQLite dialector, the cgo driver; SQLite 3.33 or later).
 type sqliteDialect struct{ standardSavepoints }
 
-func (sqliteDialect) name() string                        { return "sqlite" }
 func (sqliteDialect) bindVarLimit() int                   { return 32766 }
 func (sqliteDialect) errorAbortsTx() bool                 { return false }
 func (sqliteDialect) isSerializationFailure(e error) bool { return false }

@@ -117,7 +117,7 @@ func isSerializationFailure(err error) bool { return txKillingError(err) != nil 
 // of the dialects knows it: an error does not say which database it came from.
 func isSerializationFailureError(e error) bool {
 	for _, d := range dialects {
-		if d.isSerializationFailure(e) {
+		if d.dialect.isSerializationFailure(e) {
 			return true
 		}
 	}
