@@ -29,7 +29,8 @@ func (sqliteDialect) advanceTime(lf lockField, next time.Time, col clause.Column
 	return clause.Expr{SQL: "CASE WHEN ? IS NOT NULL AND julianday(?) >= julianday(?) THEN strftime('%Y-%m-%d %H:%M:%f', ?, '+0.001 seconds') ELSE ? END", Vars: []any{col, col, next, col, next}}
 }
 
-// quotedTable is nil: SQLite has no schemas to tell apart in a table expression.
+// quotedTable is nil: SQLite's catalog is never read (columnReader), so a table is known by its name
+// as the statement has it.
 func (sqliteDialect) quotedTable() *regexp.Regexp { return nil }
 
 // columnReader is nil: SQLite compares by value whatever a column's declared type, and is not asked.
