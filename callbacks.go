@@ -425,7 +425,7 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 	width := len(st.spec.keys)*2 + st.spec.paramsPerRow()
 	if limit := p.bindVarLimitFor(st.spec.dialect); rows*width > limit/2 {
 		if base := boundVars(stmt); rows*width+base > limit {
-			_ = db.AddError(invalidf("%d rows need more bind parameters than one lock-checked %s delete takes (%d): delete them in batches of %d", rows, st.spec.dialect, limit, max(1, (limit-base)/width)))
+			_ = db.AddError(invalidf("%d rows need more bind parameters than one lock-checked %s delete takes (%d): delete them in batches of %d", rows, db.Dialector.Name(), limit, max(1, (limit-base)/width)))
 			return
 		}
 	}
@@ -467,7 +467,7 @@ func (p *Plugin) check(db *gorm.DB) {
 	// The conflict is read once the write is undone: here after its savepoint, or in finish after
 	// GORM's rollback. A lone row's UPDATE wrote nothing, so its conflict can be read right away.
 	if name := st.savepoint; name != "" {
-		if st.undo(db, "ROLLBACK TO SAVEPOINT "+name) {
+		if st.undo(db, st.spec.dialect.rollbackTo(name)) {
 			p.fillConflicts(db, st, db.Statement.ConnPool, name)
 		}
 		if st.undoErr == nil && st.isSaveOfNewRow(db.Statement) {

@@ -2,7 +2,6 @@ package optlock
 
 import (
 	"database/sql"
-	"regexp"
 	"strings"
 	"time"
 
@@ -50,18 +49,13 @@ type tableKey struct {
 	dialect, schema, table string
 }
 
-// quotedTable matches a table expression GORM made by quoting a name or schema.name.
-var quotedTable = map[string]*regexp.Regexp{
-	"postgres": regexp.MustCompile(`^"((?:[^"]|"")+)"(?:\."((?:[^"]|"")+)")?$`),
-	"mysql":    regexp.MustCompile("^`((?:[^`]|``)+)`(?:\\.`((?:[^`]|``)+)`)?$"),
-}
-
 // tableOf returns the table the statement writes, schema included: Table("s.items") and a TableName
 // of "s.items" leave stmt.Table as "items" and keep the schema only in stmt.TableExpr.
 func tableOf(stmt *gorm.Statement) tableKey {
 	key := tableKey{dialect: stmt.Dialector.Name(), table: stmt.Table}
 	if e := stmt.TableExpr; e != nil && len(e.Vars) == 0 {
-		if re := quotedTable[key.dialect]; re != nil {
+		if d, ok := dialectNamed(key.dialect); ok && d.quotedTable() != nil {
+			re := d.quotedTable()
 			if m := re.FindStringSubmatch(e.SQL); m != nil {
 				q := e.SQL[:1]
 				unquote := func(s string) string { return strings.ReplaceAll(s, q+q, q) }
@@ -88,21 +82,23 @@ func tableOf(stmt *gorm.Statement) tableKey {
 // The query goes to the statement's own connection, not through GORM's callbacks: a table made in the
 // caller's uncommitted transaction is seen, a dry run reads the real types (its SQL is then the SQL a
 // real write sends), and no resolver routes it to a replica. Inside the caller's PostgreSQL
-// transaction it runs under a savepoint, so a failure cannot abort that transaction. It is one extra
+// transaction on a database where an error aborts it (PostgreSQL) it runs under a savepoint, so a
+// failure cannot abort that transaction. It is one extra
 // round trip on the first write of each table (while the table stays in the cache).
 func storedColumns(p *Plugin, stmt *gorm.Statement) *tableColumns {
 	key := tableOf(stmt)
-	if key.dialect != "postgres" && key.dialect != "mysql" {
+	d, ok := dialectNamed(key.dialect)
+	if !ok || d.columnReader() == nil {
 		return nil
 	}
 	_, pinned := stmt.ConnPool.(gorm.TxCommitter)
 	return p.columns.get(stmt.Context, key, pinned, func() *tableColumns {
-		return readColumns(p, stmt, key)
+		return readColumns(p, stmt, key, d)
 	})
 }
 
 // readColumns queries the catalog for the table's columns.
-func readColumns(p *Plugin, stmt *gorm.Statement, key tableKey) *tableColumns {
+func readColumns(p *Plugin, stmt *gorm.Statement, key tableKey, d sqlDialect) *tableColumns {
 	pool := stmt.ConnPool
 	if prepared, ok := pool.(*gorm.PreparedStmtTX); ok {
 		pool = prepared.Tx
@@ -112,95 +108,25 @@ func readColumns(p *Plugin, stmt *gorm.Statement, key tableKey) *tableColumns {
 	// the read cannot harm otherwise: no savepoint (two round trips) is needed there.
 	_, gormTx := stmt.DB.InstanceGet(gormStartedTransaction)
 	savepoint := ""
-	if inTx && !gormTx && key.dialect == "postgres" {
+	if inTx && !gormTx && d.errorAbortsTx() {
 		savepoint = p.savepointName()
-		if execRaw(stmt.DB, stmt.Context, "SAVEPOINT "+savepoint) != nil {
+		if execRaw(stmt.DB, stmt.Context, d.savepoint(savepoint)) != nil {
 			return nil
 		}
 	}
-	var cols *tableColumns
-	var err error
-	if key.dialect == "postgres" {
-		cols, err = readPostgresColumns(stmt, pool, key)
-	} else {
-		cols, err = readMySQLColumns(stmt, pool, key)
-	}
+	cols, err := d.columnReader()(stmt, pool, key)
 	if savepoint != "" {
 		ctx, cancel := undoContext(stmt.Context)
 		defer cancel()
 		if err != nil {
-			_ = execRaw(stmt.DB, ctx, "ROLLBACK TO SAVEPOINT "+savepoint)
+			_ = execRaw(stmt.DB, ctx, d.rollbackTo(savepoint))
 		}
-		_ = execRaw(stmt.DB, ctx, "RELEASE SAVEPOINT "+savepoint)
+		_ = execRaw(stmt.DB, ctx, d.release(savepoint))
 	}
 	if err != nil || len(cols.byName) == 0 {
 		return nil // no such table (yet): not cached, so a table made later is read then
 	}
 	return cols
-}
-
-// postgresColumnsSQL reads the columns of the table the name resolves to, as the statement's own name
-// resolves (search path included): to_regclass of the quoted name.
-const postgresColumnsSQL = `SELECT a.attname, t.typname, n.nspname, a.atttypmod
-FROM pg_catalog.pg_attribute a
-JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`
-
-const mysqlColumnsSQL = `SELECT column_name, data_type, datetime_precision FROM information_schema.columns
-WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?`
-
-func readPostgresColumns(stmt *gorm.Statement, pool gorm.ConnPool, key tableKey) (*tableColumns, error) {
-	quote := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-	name := quote(key.table) // a parameter, parsed as a name by to_regclass, never as SQL
-	if key.schema != "" {
-		name = quote(key.schema) + "." + name
-	}
-	cols := &tableColumns{byName: map[string]storedColumn{}}
-	err := queryCatalog(stmt, pool, postgresColumnsSQL, []any{name}, func(rows *sql.Rows) error {
-		var column, typ, typSchema string
-		var typmod int64
-		if err := rows.Scan(&column, &typ, &typSchema, &typmod); err != nil {
-			return err
-		}
-		c := storedColumn{typeName: typ, precision: -1}
-		if typ == "timestamp" || typ == "timestamptz" || typ == "time" || typ == "timetz" {
-			if typmod >= 0 && typmod <= 6 {
-				c.precision = int(typmod)
-			}
-		}
-		c.cast, c.castErr = postgresTypeSQL(stmt, typSchema, typ)
-		cols.byName[column] = c
-		return nil
-	})
-	return cols, err
-}
-
-func readMySQLColumns(stmt *gorm.Statement, pool gorm.ConnPool, key tableKey) (*tableColumns, error) {
-	var schema any
-	if key.schema != "" {
-		schema = key.schema
-	}
-	cols := &tableColumns{byName: map[string]storedColumn{}, foldCase: true}
-	err := queryCatalog(stmt, pool, mysqlColumnsSQL, []any{schema, key.table}, func(rows *sql.Rows) error {
-		var column, typ string
-		var precision sql.NullInt64
-		if err := rows.Scan(&column, &typ, &precision); err != nil {
-			return err
-		}
-		typ = strings.ToLower(typ)
-		c := storedColumn{typeName: typ, precision: -1}
-		if precision.Valid && precision.Int64 >= 0 && precision.Int64 <= 6 {
-			c.precision = int(precision.Int64)
-		}
-		switch typ {
-		case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
-			c.binary = true
-		}
-		cols.byName[strings.ToLower(column)] = c
-		return nil
-	})
-	return cols, err
 }
 
 // queryCatalog runs a catalog query on pool, logged as the statement's other queries are, and hands
@@ -225,38 +151,4 @@ func queryCatalog(stmt *gorm.Statement, pool gorm.ConnPool, query string, vars [
 		n++
 	}
 	return rows.Err()
-}
-
-// builtinTypeName is a PostgreSQL built-in type's name, safe to write as it is.
-var builtinTypeName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
-
-// plainIdentifier is a schema or type name that can be quoted safely: no quote, dot or other
-// character GORM's quoting would have to escape.
-var plainIdentifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
-
-// sqlTypeNames are the SQL names of built-in types whose catalog names differ (int8 is bigint).
-var sqlTypeNames = map[string]string{
-	"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
-	"float8": "double precision", "bool": "boolean",
-}
-
-// postgresTypeSQL is the type as CAST(? AS …) takes it: a built-in type by its name (never with a
-// length: a value longer than the column must not be cut down to match another row), any other
-// (an enum, a domain, an extension's type) schema-qualified and quoted through GORM's quoting. A name
-// that quoting could not keep intact is refused.
-func postgresTypeSQL(stmt *gorm.Statement, typSchema, typ string) (string, error) {
-	if typSchema == "pg_catalog" && builtinTypeName.MatchString(typ) {
-		if name, ok := sqlTypeNames[typ]; ok {
-			return name, nil
-		}
-		return typ, nil
-	}
-	if !plainIdentifier.MatchString(typSchema) || !plainIdentifier.MatchString(typ) {
-		return "", invalidf("column type %q.%q cannot be written into a cast safely: rename it to letters, digits and underscores", typSchema, typ)
-	}
-	var b strings.Builder
-	stmt.DB.Dialector.QuoteTo(&b, typSchema)
-	b.WriteByte('.')
-	stmt.DB.Dialector.QuoteTo(&b, typ)
-	return b.String(), nil
 }

@@ -24,15 +24,16 @@ var deletedAtType = reflect.TypeOf(gorm.DeletedAt{})
 //
 // The SELECT goes out on pool directly, not through GORM's query callbacks, which could route it to a
 // lagging read replica. When it fails, the conflict names every row of the write, state unknown, and
-// keeps the error. Inside the caller's transaction on PostgreSQL the SELECT runs under a savepoint
-// (guard, or one of its own), so a failed SELECT does not abort the caller's transaction.
+// keeps the error. Inside the caller's transaction on a database where an error aborts it
+// (PostgreSQL) the SELECT runs under a savepoint (guard, or one of its own), so a failed SELECT does
+// not abort the caller's transaction.
 func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool, guard string) {
 	st.findConflicts = false
-	pgInTx := st.callerTx && st.spec.dialect == "postgres"
+	abortsTx := st.callerTx && st.spec.dialect.errorAbortsTx()
 	own := ""
-	if pgInTx && guard == "" {
+	if abortsTx && guard == "" {
 		own = p.savepointName()
-		if err := execRaw(db, db.Statement.Context, "SAVEPOINT "+own); err != nil {
+		if err := execRaw(db, db.Statement.Context, st.spec.dialect.savepoint(own)); err != nil {
 			st.conflict.unknown(st, err)
 			return
 		}
@@ -40,12 +41,12 @@ func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool, g
 	}
 	if err := p.readConflicts(db, st, pool); err != nil {
 		st.conflict.unknown(st, err)
-		if pgInTx {
-			st.undo(db, "ROLLBACK TO SAVEPOINT "+guard)
+		if abortsTx {
+			st.undo(db, st.spec.dialect.rollbackTo(guard))
 		}
 	}
 	if own != "" {
-		st.undo(db, "RELEASE SAVEPOINT "+own)
+		st.undo(db, st.spec.dialect.release(own))
 	}
 }
 
@@ -62,7 +63,8 @@ func (e *OptimisticLockError) unknown(st *lockState, err error) {
 func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) error {
 	rows := len(st.snapshot.rows)
 	perQuery := max(1, p.bindVarLimitFor(st.spec.dialect)/len(st.spec.keys))
-	filtered := st.comparesInSQL() // only refused rows come back: a row not found holds what was read
+	// Only refused rows come back: a row not found holds what was read.
+	filtered := st.spec.dialect.comparesInSQL(lockPredicate{spec: st.spec, values: st.snapshot.values})
 	if filtered {
 		perQuery = rows
 	}
@@ -97,7 +99,7 @@ func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) e
 type storedRow struct {
 	locks   []lockValue
 	deleted bool
-	// absent marks a key the filtered query (conflict_json.go) reports as not found at all.
+	// absent marks a key the filtered query (sqliteDialect.comparesInSQL) reports as not found at all.
 	absent bool
 }
 
@@ -111,7 +113,7 @@ func (r storedRow) current(spec *lockSpec) map[string]any {
 }
 
 // readStoredRows reads the rows of chunk c into found, keyed by rowKey; filtered, only those that no
-// longer hold what was read (conflict_json.go).
+// longer hold what was read (sqliteDialect.comparesInSQL).
 func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, filtered bool, found map[any]storedRow) error {
 	q := sibling(db)
 	q.ConnPool = pool
@@ -133,17 +135,15 @@ func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, fil
 		columns = append(columns, clause.Column{Name: softDelete.DBName})
 	}
 	if filtered {
-		buildChangedRows(q, st, softDelete)
+		st.spec.dialect.writeChangedRows(q, st, softDelete)
 	} else {
 		q.AddClause(clause.Select{Columns: columns})
 		q.AddClause(clause.From{})
 		q.AddClause(clause.Where{Exprs: []clause.Expression{keysIn(st, c)}})
 		q.Build("SELECT", "FROM", "WHERE")
 	}
-	if _, inTx := q.ConnPool.(gorm.TxCommitter); inTx && st.spec.dialect == "mysql" {
-		// Inside a REPEATABLE READ transaction a plain SELECT reads the transaction's old snapshot,
-		// where the UPDATE read the latest rows: a locking read sees what the UPDATE saw.
-		q.SQL.WriteString(" LOCK IN SHARE MODE")
+	if _, inTx := q.ConnPool.(gorm.TxCommitter); inTx {
+		q.SQL.WriteString(st.spec.dialect.lockingRead())
 	}
 
 	begin := time.Now()
@@ -339,7 +339,7 @@ func (k keyRows) Build(b clause.Builder) {
 		b.WriteQuoted(clause.Column{Name: key.field.DBName})
 	}
 	b.WriteString(") IN (")
-	if spec.dialect != "mysql" {
+	if spec.dialect.rowList() != rowValueList {
 		b.WriteString("VALUES ")
 	}
 	for r := k.c.start; r < k.c.end; r++ {
@@ -352,13 +352,11 @@ func (k keyRows) Build(b clause.Builder) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			if cast := spec.keys[i].castType; r == k.c.start && cast != "" {
-				b.WriteString("CAST(")
-				b.AddVar(b, row[i:i+1]...)
-				b.WriteString(" AS " + cast + ")")
-			} else {
-				b.AddVar(b, row[i:i+1]...)
+			cast := ""
+			if r == k.c.start {
+				cast = spec.keys[i].castType
 			}
+			writeBound(b, row[i:i+1], cast)
 		}
 		b.WriteByte(')')
 	}

@@ -51,13 +51,15 @@ type lockField struct {
 type keyField struct {
 	field    *schema.Field
 	castType string
-	// binary marks a MySQL binary string column, cast to BINARY where a derived table holds it.
-	binary bool
+	// rowCast is the cast its value needs in every row of a derived table: BINARY for a MySQL binary
+	// string column (sqlDialect.binaryCast).
+	rowCast string
 }
 
 // lockSpec is everything the plugin needs to lock-check one model: resolved once and cached.
 type lockSpec struct {
-	dialect string
+	// dialect writes the forms of the statement's database.
+	dialect sqlDialect
 	keys    []keyField
 	locks   []lockField
 	// shared lists the column fields GORM reaches through a pointer (see behindPointer).
@@ -110,6 +112,10 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 	}
 	// The table's column types are read before taking the mutex: a query made while holding it could
 	// wait for a connection that a goroutine waiting for the mutex holds.
+	d, ok := dialectNamed(key.dialect)
+	if !ok {
+		return nil, checkDialect(key.dialect)
+	}
 	columns := storedColumns(p, stmt)
 	// Resolving is rare, and MySQL's DataTypeOf writes to the shared schema field: do it one at a time.
 	p.resolveMu.Lock()
@@ -118,61 +124,31 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 	if err != nil {
 		return nil, err
 	}
-	spec := &lockSpec{dialect: key.dialect, locks: locks, shared: behindPointer(stmt.Schema), stored: columns}
+	spec := &lockSpec{dialect: d, locks: locks, shared: behindPointer(stmt.Schema), stored: columns}
 	for _, f := range stmt.Schema.PrimaryFields {
 		if f.Serializer != nil {
 			// GORM hands such a key over wrapped; the keys the conflict query reads back could not be
 			// matched with it, and a conflict would name the wrong rows.
 			return nil, invalidf("primary key %s of model %s has a GORM serializer: lock-checked writes need keys stored as they are in Go", f.Name, stmt.Schema.Name)
 		}
-		cast, err := columnCastType(stmt, f, columns)
+		cast, err := d.castType(stmt, f, columns)
 		if err != nil {
 			return nil, err
 		}
 		stored, _ := columns.column(f.DBName)
-		spec.keys = append(spec.keys, keyField{field: f, castType: cast, binary: stored.binary || key.dialect == "mysql" && f.DataType == schema.Bytes})
+		spec.keys = append(spec.keys, keyField{field: f, castType: cast, rowCast: d.binaryCast(stored, f)})
 	}
 	for i := range spec.locks {
 		if spec.locks[i].castType == "" {
-			if spec.locks[i].castType, err = columnCastType(stmt, spec.locks[i].field, columns); err != nil {
+			if spec.locks[i].castType, err = d.castType(stmt, spec.locks[i].field, columns); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if columns == nil && (key.dialect == "postgres" || key.dialect == "mysql") {
+	if columns == nil && d.columnReader() != nil {
 		return spec, nil // not cached: the types are read again on the next write
 	}
 	return p.specs.add(key, spec, maxCachedSpecs), nil
-}
-
-// columnCastType is the PostgreSQL type a VALUES list casts a value of column f to: the column's type
-// as stored, or as GORM would create it when the stored types are not known. Other dialects need none.
-func columnCastType(stmt *gorm.Statement, f *schema.Field, columns *tableColumns) (string, error) {
-	if stmt.Dialector.Name() != "postgres" {
-		return "", nil
-	}
-	if c, ok := columns.column(f.DBName); ok {
-		return c.cast, c.castErr
-	}
-	return postgresCastType(stmt, f), nil
-}
-
-// postgresCastType is the column type a PostgreSQL VALUES list needs to compare with f; on other
-// dialects row values need no cast. Serial types name a sequence default, not a type.
-func postgresCastType(stmt *gorm.Statement, f *schema.Field) string {
-	if stmt.Dialector.Name() != "postgres" {
-		return ""
-	}
-	t := strings.TrimSpace(strings.ToLower(stmt.Dialector.DataTypeOf(f)))
-	switch t {
-	case "smallserial":
-		return "smallint"
-	case "serial":
-		return "integer"
-	case "bigserial":
-		return "bigint"
-	}
-	return t
 }
 
 // resolveLockFields resolves names (or the defaults) against the schema; columns are the table's
@@ -276,35 +252,10 @@ func newTimeLockField(stmt *gorm.Statement, f *schema.Field, columns *tableColum
 		typeName, digits = stored.typeName, stored.precision
 	}
 	lf := lockField{field: f, kind: timeLock}
-	switch stmt.Dialector.Name() {
-	case "postgres":
-		if digits < 0 || digits > 6 {
-			digits = 6
-		}
-		switch typeName {
-		case "timestamp", "timestamp without time zone":
-			lf.wallClock = true
-			typeName = "timestamp"
-		case "timestamptz", "timestamp with time zone":
-			typeName = "timestamptz"
-		default:
-			if !builtinTypeName.MatchString(typeName) {
-				typeName = "timestamptz" // never SQL from a name that was not checked
-			}
-		}
-		lf.castType = typeName + "(" + strconv.Itoa(digits) + ")"
-	case "mysql":
-		if digits < 0 {
-			digits = 0
-		}
-		lf.castType = "DATETIME(" + strconv.Itoa(digits) + ")"
-	case "sqlite":
+	if d, ok := dialectNamed(stmt.Dialector.Name()); ok {
+		digits = d.timeLock(&lf, typeName, digits)
+	} else if digits < 0 {
 		digits = 9
-		lf.julian = true
-	default:
-		if digits < 0 {
-			digits = 9
-		}
 	}
 	lf.unit = time.Duration(pow10(9 - digits))
 	lf.step = lf.unit

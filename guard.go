@@ -3,7 +3,6 @@ package optlock
 import (
 	"fmt"
 	"reflect"
-	"strconv"
 	"time"
 
 	"gorm.io/gorm"
@@ -220,7 +219,7 @@ func (p *Plugin) buildAdvance(db *gorm.DB, st *lockState) {
 // advanceBlind is the new value of a lock column on a row whose old value the plugin never saw:
 // version + 1, or now, but always strictly later than the old value. table qualifies the old value's
 // column ("": unqualified), as an upsert's DO UPDATE needs on PostgreSQL.
-func (lf lockField) advanceBlind(dialect, table string, now time.Time) clause.Expression {
+func (lf lockField) advanceBlind(dialect sqlDialect, table string, now time.Time) clause.Expression {
 	col := clause.Column{Table: table, Name: lf.field.DBName}
 	switch lf.kind {
 	case counterLock:
@@ -229,24 +228,10 @@ func (lf lockField) advanceBlind(dialect, table string, now time.Time) clause.Ex
 		}
 		return clause.Expr{SQL: "COALESCE(?, 0) + 1", Vars: []any{col}}
 	case unixLock:
-		next := now.UnixNano() / int64(lf.unit)
-		if dialect == "sqlite" {
-			return clause.Expr{SQL: "MAX(?, COALESCE(?, 0) + 1)", Vars: []any{next, col}}
-		}
-		return clause.Expr{SQL: "GREATEST(?, COALESCE(?, 0) + 1)", Vars: []any{next, col}}
+		return dialect.advanceUnix(now.UnixNano()/int64(lf.unit), col)
 	}
 	if lf.wallClock {
 		now = time.Date(now.Year(), now.Month(), now.Day(), now.Hour(), now.Minute(), now.Second(), now.Nanosecond(), time.UTC)
 	}
-	next := now.Truncate(lf.unit)
-	stepMicros := max(1, int64(lf.step/time.Microsecond))
-	switch dialect {
-	case "postgres":
-		return clause.Expr{SQL: "GREATEST(CAST(? AS " + lf.castType + "), ? + CAST(? AS interval))", Vars: []any{next, col, strconv.FormatInt(stepMicros, 10) + " microseconds"}}
-	case "mysql":
-		return clause.Expr{SQL: "GREATEST(CAST(? AS " + lf.castType + "), COALESCE(? + INTERVAL ? MICROSECOND, CAST(? AS " + lf.castType + ")))", Vars: []any{next, col, stepMicros, next}}
-	case "sqlite":
-		return clause.Expr{SQL: "CASE WHEN ? IS NOT NULL AND julianday(?) >= julianday(?) THEN strftime('%Y-%m-%d %H:%M:%f', ?, '+0.001 seconds') ELSE ? END", Vars: []any{col, col, next, col, next}}
-	}
-	return clause.Expr{SQL: "?", Vars: []any{next}}
+	return dialect.advanceTime(lf, now.Truncate(lf.unit), col)
 }

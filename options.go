@@ -12,7 +12,7 @@ func OnConflict(fn func(ctx context.Context, err *OptimisticLockError)) Option {
 // WithBindVarLimit caps the bind parameters of one statement. A bulk write whose rows need more is
 // split into several UPDATEs (and conflict queries) inside one transaction or savepoint, so it still
 // writes all rows or none. The default is each database's own limit: 32 766 for SQLite, 65 535 for
-// PostgreSQL and MySQL, 2 000 elsewhere. Lower it if your server or driver is built with a smaller one.
+// PostgreSQL and MySQL. Lower it if your server or driver is built with a smaller one.
 // Rows bound as one JSON object (SQLite) or as arrays (PostgreSQL) take a fixed number of parameters,
 // so those writes are never split.
 func WithBindVarLimit(n int) Option {
@@ -24,15 +24,9 @@ func WithBindVarLimit(n int) Option {
 }
 
 // bindVarLimitFor returns the number of bind parameters one statement may carry on dialect.
-func (p *Plugin) bindVarLimitFor(dialect string) int {
+func (p *Plugin) bindVarLimitFor(dialect sqlDialect) int {
 	if p.bindVarLimit > 0 {
 		return p.bindVarLimit
 	}
-	switch dialect {
-	case "sqlite", "sqlite3":
-		return 32766
-	case "postgres", "mysql":
-		return 65535
-	}
-	return 2000
+	return dialect.bindVarLimit()
 }

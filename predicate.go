@@ -1,6 +1,7 @@
 package optlock
 
 import (
+	"reflect"
 	"time"
 
 	"gorm.io/gorm/clause"
@@ -16,8 +17,9 @@ import (
 //	many rows, SQLite:   id IN (?, ?) AND (id, version) IN (VALUES (?, ?), (?, ?))
 //	many rows, Postgres: (id, version) IN (VALUES (CAST(? AS bigint), CAST(? AS bigint)), (?, ?))
 //
-// with integer keys and versions, PostgreSQL binds arrays instead (predicate_arrays.go) and SQLite one
-// JSON object (predicate_json.go), which an UPDATE joins in FROM (update_join.go). The caller's own
+// with integer keys and versions, PostgreSQL binds arrays instead (postgresDialect.compactRows) and
+// SQLite one JSON object (sqliteDialect.compactRows), which an UPDATE joins in FROM (joinRows). The
+// dialect chooses each form (dialect.go); the caller's own
 // conditions go in brackets before it (caller_conditions.go).
 //
 // PostgreSQL plans a long row-value IN list as a chain of ORs, slow to plan and to JIT-compile; a
@@ -47,9 +49,6 @@ func (p lockPredicate) nullable(j int) bool {
 
 func (p lockPredicate) width() int { return len(p.spec.keys) + len(p.spec.locks) }
 
-// keyListFirst says whether the dialect needs the plain key list to use the primary key index.
-func (s *lockSpec) keyListFirst() bool { return s.dialect == "sqlite" }
-
 // castsEveryRow says whether every row of a list needs its lock values wrapped: timestamps, cast on
 // PostgreSQL and MySQL, read with julianday() on SQLite.
 func (s *lockSpec) castsEveryRow() bool {
@@ -64,10 +63,10 @@ func (s *lockSpec) castsEveryRow() bool {
 // paramsPerRow is how many bind parameters the predicate uses for each row.
 func (s *lockSpec) paramsPerRow() int {
 	n := len(s.keys) + len(s.locks)
-	if s.keyListFirst() {
+	if s.dialect.keyListFirst() {
 		n++
 	}
-	if s.dialect == "postgres" {
+	if s.dialect.locksInKeyOrder() {
 		n += len(s.keys) // the key-order lock
 	}
 	return n
@@ -75,7 +74,7 @@ func (s *lockSpec) paramsPerRow() int {
 
 // bindsConstant says whether the predicate binds a fixed number of parameters, whatever its rows:
 // then no write needs to be split for the database's bind-parameter limit.
-func (p lockPredicate) bindsConstant() bool { return p.usesIntArrays() || p.usesJSON() }
+func (p lockPredicate) bindsConstant() bool { return p.spec.dialect.compactRows(p) }
 
 func (p lockPredicate) rows() int { return len(p.values) / p.width() }
 
@@ -85,19 +84,16 @@ func (p lockPredicate) Build(b clause.Builder) {
 		p.buildOne(b)
 		return
 	}
-	if p.usesIntArrays() {
-		p.buildIntArrays(b)
-		return
-	}
-	if p.usesJSON() {
-		p.buildJSON(b)
+	if p.spec.dialect.compactRows(p) {
+		p.spec.dialect.writeCompactRows(b, p)
 		return
 	}
 	w := p.width()
-	if p.lockInKeyOrder && p.spec.dialect == "postgres" {
-		p.buildKeyOrderLock(b)
+	if p.lockInKeyOrder && p.spec.dialect.locksInKeyOrder() {
+		p.spec.dialect.writeKeyOrderLock(b, p)
+		b.WriteString(" AND ")
 	}
-	if p.spec.keyListFirst() {
+	if p.spec.dialect.keyListFirst() {
 		// The leading key column is enough for the index; the row values below check the rest.
 		keys := make([]any, p.rows())
 		for r := range keys {
@@ -116,10 +112,11 @@ func (p lockPredicate) Build(b clause.Builder) {
 		p.writeColumn(b, i, i >= len(p.spec.keys) && p.nullable(i-len(p.spec.keys)))
 	}
 	b.WriteString(") IN (")
-	postgres := p.spec.dialect == "postgres"
-	if postgres || p.spec.dialect == "sqlite" {
+	form := p.spec.dialect.rowList()
+	if form != rowValueList {
 		b.WriteString("VALUES ")
 	}
+	typed := form == typedValuesList
 	plain := !p.spec.castsEveryRow()
 	for r := range p.rows() {
 		if r > 0 {
@@ -127,7 +124,7 @@ func (p lockPredicate) Build(b clause.Builder) {
 		}
 		b.WriteByte('(')
 		row := p.values[r*w : (r+1)*w]
-		if plain && (r > 0 || !postgres) {
+		if plain && (r > 0 || !typed) {
 			b.AddVar(b, row...) // one call per row: no per-value allocation
 		} else {
 			for i := range row {
@@ -135,82 +132,12 @@ func (p lockPredicate) Build(b clause.Builder) {
 					b.WriteByte(',')
 				}
 				// In a VALUES list the first row's casts give every column its type.
-				p.writeValue(b, row, i, postgres && r == 0)
+				p.writeValue(b, row, i, typed && r == 0)
 			}
 		}
 		b.WriteByte(')')
 	}
 	b.WriteByte(')')
-}
-
-// buildKeyOrderLock writes "id = ANY(ARRAY(SELECT id FROM t WHERE id IN (...) ORDER BY id FOR UPDATE)) AND "
-// ("(a, b) IN (SELECT a, b ...)" for a composite key).
-//
-// Two bulk writes over the same rows must lock them in the same order, or each can hold a row the
-// other waits for: a deadlock. MySQL and MariaDB walk the primary key in order for a row-value IN, and
-// SQLite locks the whole database, but PostgreSQL locks rows in whatever order its plan meets them (a
-// hash join meets them in the order they lie on disk). A sub-select that sorts the keys and locks them
-// FOR UPDATE runs once, before the update, and takes the locks in key order.
-func (p lockPredicate) buildKeyOrderLock(b clause.Builder) {
-	w := p.width()
-	composite := len(p.spec.keys) > 1
-	writeKeys := func(row bool) {
-		if row {
-			b.WriteByte('(')
-		}
-		for i, k := range p.spec.keys {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteQuoted(clause.Column{Name: k.field.DBName})
-		}
-		if row {
-			b.WriteByte(')')
-		}
-	}
-	writeKeys(composite)
-	if composite {
-		b.WriteString(" IN (SELECT ")
-	} else {
-		// An ARRAY(sub-select) is an init plan: it runs once, first, and the outer scan can still use
-		// the primary key, where IN (sub-select) would be planned as a join over the whole table.
-		b.WriteString(" = ANY(ARRAY(SELECT ")
-	}
-	writeKeys(false)
-	b.WriteString(" FROM ")
-	b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
-	b.WriteString(" WHERE ")
-	writeKeys(composite)
-	b.WriteString(" IN (")
-	if composite {
-		// A row-value list recurses once per element in PostgreSQL's parser; VALUES does not.
-		b.WriteString("VALUES ")
-	}
-	for r := range p.rows() {
-		if r > 0 {
-			b.WriteByte(',')
-		}
-		key := p.values[r*w : r*w+len(p.spec.keys)]
-		if len(key) == 1 {
-			b.AddVar(b, key[0])
-		} else {
-			b.WriteByte('(')
-			for i := range key {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				p.writeValue(b, key, i, r == 0)
-			}
-			b.WriteByte(')')
-		}
-	}
-	b.WriteString(") ORDER BY ")
-	writeKeys(false)
-	b.WriteString(" FOR UPDATE)")
-	if !composite {
-		b.WriteByte(')')
-	}
-	b.WriteString(" AND ")
 }
 
 func (p lockPredicate) buildOne(b clause.Builder) {
@@ -224,25 +151,29 @@ func (p lockPredicate) buildOne(b clause.Builder) {
 	}
 }
 
-// writeColumn writes column i, as COALESCE(column, zero) when a row may store its zero value as NULL,
-// and inside julianday() for a SQLite timestamp. (With COALESCE, MySQL no longer reads the rows by a
-// primary-key range: only calls that hold zero lock values pay for that.)
+// writeColumn writes column i; a lock column as writeLockColumn writes it.
 func (p lockPredicate) writeColumn(b clause.Builder, i int, nullable bool) {
 	col := clause.Column{Name: p.column(i).DBName}
 	if i < len(p.spec.keys) {
 		b.WriteQuoted(col)
 		return
 	}
-	lf := p.spec.locks[i-len(p.spec.keys)]
-	if lf.julian {
-		b.WriteString("julianday(")
-	}
+	writeLockColumn(b, p.spec.dialect, p.spec.locks[i-len(p.spec.keys)], col, nullable)
+}
+
+// writeLockColumn writes lock column col as it is compared: as COALESCE(col, zero) when a row may
+// store its zero value as NULL, and a timestamp as the dialect compares instants (SQLite's
+// julianday()). (With COALESCE, MySQL no longer reads the rows by a primary-key range: only calls
+// that hold zero lock values pay for that.)
+func writeLockColumn(b clause.Builder, d sqlDialect, lf lockField, col clause.Column, nullable bool) {
+	open, closing := d.instant(lf)
+	b.WriteString(open)
 	if nullable {
 		b.WriteString("COALESCE(")
 		b.WriteQuoted(col)
 		b.WriteString(",")
 		if lf.kind == timeLock {
-			p.writeBound(b, []any{time.Time{}}, lf.castType)
+			writeBound(b, []any{time.Time{}}, lf.castType)
 		} else {
 			b.WriteString("0")
 		}
@@ -250,9 +181,7 @@ func (p lockPredicate) writeColumn(b clause.Builder, i int, nullable bool) {
 	} else {
 		b.WriteQuoted(col)
 	}
-	if lf.julian {
-		b.WriteString(")")
-	}
+	b.WriteString(closing)
 }
 
 // column returns the schema field of position i in a row: keys first, then lock fields.
@@ -265,7 +194,7 @@ func (p lockPredicate) column(i int) *schema.Field {
 
 // writeValue binds row[i], cast to the column's type where the comparison needs the database to
 // convert it exactly as it did when it stored the value (timestamps), or where typing a VALUES list
-// needs it; a SQLite timestamp is read with julianday(), as its column is.
+// needs it; a timestamp is compared as its column is (SQLite's julianday()).
 func (p lockPredicate) writeValue(b clause.Builder, row []any, i int, typeRow bool) {
 	v := row[i : i+1]
 	var cast string
@@ -275,22 +204,22 @@ func (p lockPredicate) writeValue(b clause.Builder, row []any, i int, typeRow bo
 		}
 	} else {
 		lf := p.spec.locks[i-len(p.spec.keys)]
-		if lf.julian {
-			b.WriteString("julianday(")
-			b.AddVar(b, v...)
-			b.WriteByte(')')
-			return
-		}
 		if lf.kind == timeLock || typeRow {
 			cast = lf.castType
 		}
+		if open, closing := p.spec.dialect.instant(lf); open != "" {
+			b.WriteString(open)
+			writeBound(b, v, cast)
+			b.WriteString(closing)
+			return
+		}
 	}
-	p.writeBound(b, v, cast)
+	writeBound(b, v, cast)
 }
 
 // writeBound binds the one value in v, as CAST(? AS cast) when cast is set. A one-value sub-slice
 // costs AddVar no allocation.
-func (p lockPredicate) writeBound(b clause.Builder, v []any, cast string) {
+func writeBound(b clause.Builder, v []any, cast string) {
 	if cast == "" {
 		b.AddVar(b, v...)
 		return
@@ -300,4 +229,21 @@ func (p lockPredicate) writeBound(b clause.Builder, v []any, cast string) {
 	b.WriteString(" AS ")
 	b.WriteString(cast)
 	b.WriteByte(')')
+}
+
+// isIntegerKey reports whether a key field holds a plain integer (not a pointer, a sql.Null type or a
+// value GORM serializes), which the array and JSON forms send as a number.
+func isIntegerKey(f *schema.Field) bool {
+	t := f.FieldType
+	return f.Serializer == nil && t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && t.Kind() != reflect.Uintptr
+}
+
+// writeList calls write for 0 … n-1, with commas between.
+func writeList(b clause.Builder, n int, write func(i int)) {
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		write(i)
+	}
 }

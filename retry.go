@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"time"
 )
 
@@ -114,15 +113,12 @@ func IsRetryable(err error) bool {
 // SQLSTATE 40001) anywhere in err's chain.
 func isSerializationFailure(err error) bool { return txKillingError(err) != nil }
 
-// isSerializationFailureError reports whether e itself (not what it wraps) is such an error.
+// isSerializationFailureError reports whether e itself (not what it wraps) is such an error, as any
+// of the dialects knows it: an error does not say which database it came from.
 func isSerializationFailureError(e error) bool {
-	if s, ok := e.(interface{ SQLState() string }); ok { // pgconn.PgError
-		return s.SQLState() == "40001" || s.SQLState() == "40P01"
-	}
-	v := reflect.ValueOf(e)
-	if v.Kind() == reflect.Ptr && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
-		if n := v.Elem().FieldByName("Number"); n.IsValid() && n.Kind() == reflect.Uint16 { // mysql.MySQLError
-			return n.Uint() == 1213
+	for _, d := range dialects {
+		if d.dialect.isSerializationFailure(e) {
+			return true
 		}
 	}
 	return false

@@ -34,7 +34,7 @@ func (p *Plugin) makeUndoable(db *gorm.DB, st *lockState) {
 		return
 	}
 	st.savepoint = p.savepointName()
-	if err := execRaw(db, db.Statement.Context, "SAVEPOINT "+st.savepoint); err != nil {
+	if err := execRaw(db, db.Statement.Context, st.spec.dialect.savepoint(st.savepoint)); err != nil {
 		st.savepoint = ""
 		_ = db.AddError(err)
 	}
@@ -55,13 +55,13 @@ func settleSavepoint(db *gorm.DB, st *lockState, failed bool) {
 	name := st.savepoint
 	st.savepoint = ""
 	if failed {
-		if !st.undo(db, "ROLLBACK TO SAVEPOINT "+name) {
+		if !st.undo(db, st.spec.dialect.rollbackTo(name)) {
 			return
 		}
 	}
 	// Release even after a rollback: PostgreSQL slows every session down once a transaction holds
 	// more than 64 open subtransactions.
-	st.undo(db, "RELEASE SAVEPOINT "+name)
+	st.undo(db, st.spec.dialect.release(name))
 }
 
 // undo runs a savepoint command that must run even once the caller's context has ended, and keeps

@@ -3,7 +3,6 @@ package optlock
 import (
 	"reflect"
 	"strconv"
-	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -76,9 +75,10 @@ type eachRequest struct {
 // eachState is what UpdateEach's statement carries through the callbacks.
 type eachState struct {
 	columns []*schema.Field
-	// castTypes are, per column, the PostgreSQL types the first row of values is cast to, or MySQL's
-	// BINARY, which every row of a binary column is cast to.
-	castTypes []string
+	// typeCasts are, per column, the types the first row of values is cast to where that types the
+	// list (PostgreSQL); rowCasts, the casts every row's value needs (MySQL's BINARY for a binary
+	// column).
+	typeCasts, rowCasts []string
 	// values holds, row after row in the caller's order, the values of columns.
 	values []any
 	// order lists the rows in primary-key order: chunks and row locks follow it.
@@ -110,20 +110,13 @@ func (p *Plugin) prepareEach(db *gorm.DB, st *lockState, names []string) error {
 		each.softDelete = softDeleteField(s)
 	}
 	for _, f := range fields {
-		cast := ""
-		switch st.spec.dialect {
-		case "postgres":
-			if cast, err = columnCastType(db.Statement, f, st.spec.stored); err != nil {
-				return err
-			}
-		case "mysql":
-			// A derived table types a bare parameter as text in the connection's character set, which
-			// refuses bytes that are not valid in it: a binary column's value is cast to BINARY.
-			if c, _ := st.spec.stored.column(f.DBName); c.binary || f.DataType == schema.Bytes {
-				cast = "BINARY"
-			}
+		cast, err := st.spec.dialect.castType(db.Statement, f, st.spec.stored)
+		if err != nil {
+			return err
 		}
-		each.castTypes = append(each.castTypes, cast)
+		stored, _ := st.spec.stored.column(f.DBName)
+		each.typeCasts = append(each.typeCasts, cast)
+		each.rowCasts = append(each.rowCasts, st.spec.dialect.binaryCast(stored, f))
 	}
 	st.each = each
 	return nil
@@ -172,7 +165,7 @@ func (p *Plugin) buildEach(db *gorm.DB, st *lockState) {
 	}
 
 	perRow := len(st.spec.keys) + len(st.spec.locks) + len(each.columns)
-	if st.spec.dialect == "postgres" {
+	if st.spec.dialect.locksInKeyOrder() {
 		perRow += len(st.spec.keys) // the key-order lock
 	}
 	rows := len(st.snapshot.rows)
@@ -205,59 +198,14 @@ type eachWrite struct {
 	c  chunk
 }
 
-// Build writes the statement for the dialect:
+// Build writes the statement in the dialect's form (sqlDialect.buildEach):
 //
 //	PostgreSQL: UPDATE t SET c=v.c0, version=COALESCE(t.version,0)+1 FROM (VALUES (CAST(? AS int8),…),…) AS v(k0,l0,c0)
 //	            WHERE id = ANY(ARRAY(SELECT id … ORDER BY id FOR UPDATE)) AND t.id=v.k0 AND t.version=v.l0
 //	SQLite:     UPDATE t SET c=v.c0, … FROM (SELECT column1 AS k0, … FROM (VALUES (?,…),…)) AS v WHERE t.id=v.k0 AND …
 //	MySQL:      UPDATE (SELECT ? AS k0, ? AS l0, ? AS c0 UNION ALL SELECT ?,?,? …) AS v STRAIGHT_JOIN t
 //	            ON t.id=v.k0 AND t.version=v.l0 SET t.c=v.c0, t.version=COALESCE(t.version,0)+1
-func (w eachWrite) Build(b clause.Builder) {
-	switch w.st.spec.dialect {
-	case "mysql":
-		b.WriteString("UPDATE ")
-		w.writeRowsMySQL(b)
-		b.WriteString(" STRAIGHT_JOIN ")
-		b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
-		b.WriteString(" ON ")
-		w.writeMatch(b)
-		b.WriteString(" SET ")
-		w.writeSet(b, true)
-	case "postgres":
-		b.WriteString("UPDATE ")
-		b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
-		b.WriteString(" SET ")
-		w.writeSet(b, false)
-		b.WriteString(" FROM (VALUES ")
-		w.writeValueRows(b, true)
-		b.WriteString(") AS ")
-		b.WriteQuoted("v")
-		b.WriteByte('(')
-		w.writeAliases(b)
-		b.WriteString(") WHERE ")
-		w.predicate().buildKeyOrderLock(b)
-		w.writeMatch(b)
-	default:
-		b.WriteString("UPDATE ")
-		b.WriteQuoted(clause.Table{Name: clause.CurrentTable})
-		b.WriteString(" SET ")
-		w.writeSet(b, false)
-		b.WriteString(" FROM (SELECT ")
-		for i := range w.width() {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("column" + strconv.Itoa(i+1) + " AS ")
-			b.WriteQuoted(w.alias(i))
-		}
-		b.WriteString(" FROM (VALUES ")
-		w.writeValueRows(b, false)
-		b.WriteString(")) AS ")
-		b.WriteQuoted("v")
-		b.WriteString(" WHERE ")
-		w.writeMatch(b)
-	}
-}
+func (w eachWrite) Build(b clause.Builder) { w.st.spec.dialect.buildEach(b, w) }
 
 // width is the number of values per row: keys, locks, then columns.
 func (w eachWrite) width() int {
@@ -310,41 +258,37 @@ func (w eachWrite) column(i int) *schema.Field {
 	return w.st.each.columns[i-k-l]
 }
 
-// writeValue binds value i of row r; timestamps of a lock are cast to the column's type on every row,
-// and on PostgreSQL the first row casts every value, which types the VALUES list.
-func (w eachWrite) writeValue(b clause.Builder, r, i int, typeRow bool) {
-	spec := w.st.spec
+// writeValue binds value i of row r, cast where its row needs it (a key's or column's rowCast); typeRow
+// casts every value to its column's type, which types a VALUES list (PostgreSQL), and castTimes casts
+// a timestamp lock's value to the column's type.
+func (w eachWrite) writeValue(b clause.Builder, r, i int, typeRow, castTimes bool) {
+	spec, each := w.st.spec, w.st.each
 	k, l := len(spec.keys), len(spec.locks)
-	v := []any{w.value(r, i)}
 	cast := ""
 	switch {
 	case i < k:
 		switch {
-		case spec.dialect == "mysql" && spec.keys[i].binary:
-			cast = "BINARY" // see prepareEach
+		case spec.keys[i].rowCast != "":
+			cast = spec.keys[i].rowCast
 		case typeRow:
 			cast = spec.keys[i].castType
 		}
 	case i < k+l:
-		if lf := spec.locks[i-k]; lf.kind == timeLock && spec.dialect == "postgres" || typeRow {
+		if lf := spec.locks[i-k]; lf.kind == timeLock && castTimes || typeRow {
 			cast = lf.castType
 		}
 	default:
-		if c := w.st.each.castTypes[i-k-l]; typeRow || spec.dialect == "mysql" {
-			cast = c
+		cast = each.rowCasts[i-k-l]
+		if typeRow && each.typeCasts[i-k-l] != "" {
+			cast = each.typeCasts[i-k-l]
 		}
 	}
-	if cast == "" {
-		b.AddVar(b, v...)
-		return
-	}
-	b.WriteString("CAST(")
-	b.AddVar(b, v...)
-	b.WriteString(" AS " + cast + ")")
+	writeBound(b, []any{w.value(r, i)}, cast)
 }
 
-// writeValueRows writes "(…),(…)" for the rows of the chunk, in key order.
-func (w eachWrite) writeValueRows(b clause.Builder, castFirst bool) {
+// writeValueRows writes "(…),(…)" for the rows of the chunk, in key order; castFirst types the list
+// by its first row, castTimes casts timestamp locks in every row (writeValue).
+func (w eachWrite) writeValueRows(b clause.Builder, castFirst, castTimes bool) {
 	for pos := w.c.start; pos < w.c.end; pos++ {
 		if pos > w.c.start {
 			b.WriteByte(',')
@@ -355,34 +299,10 @@ func (w eachWrite) writeValueRows(b clause.Builder, castFirst bool) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			w.writeValue(b, r, i, castFirst && pos == w.c.start)
+			w.writeValue(b, r, i, castFirst && pos == w.c.start, castTimes)
 		}
 		b.WriteByte(')')
 	}
-}
-
-// writeRowsMySQL writes the derived table "(SELECT ? AS k0, … UNION ALL SELECT ?, … ) AS v".
-func (w eachWrite) writeRowsMySQL(b clause.Builder) {
-	b.WriteByte('(')
-	for pos := w.c.start; pos < w.c.end; pos++ {
-		if pos > w.c.start {
-			b.WriteString(" UNION ALL ")
-		}
-		r := w.st.each.order[pos]
-		b.WriteString("SELECT ")
-		for i := range w.width() {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			w.writeValue(b, r, i, false)
-			if pos == w.c.start {
-				b.WriteString(" AS ")
-				b.WriteQuoted(w.alias(i))
-			}
-		}
-	}
-	b.WriteString(") AS ")
-	b.WriteQuoted("v")
 }
 
 // tableColumn writes t.column.
@@ -395,9 +315,10 @@ func (w eachWrite) vColumn(b clause.Builder, i int) {
 	b.WriteQuoted(clause.Column{Table: "v", Name: w.alias(i)})
 }
 
-// writeMatch writes the join condition: keys equal, lock columns still as read (NULL as zero, SQLite
-// timestamps as instants, MySQL timestamps at the column's precision), and not soft-deleted.
-func (w eachWrite) writeMatch(b clause.Builder) {
+// writeMatch writes the join condition: keys equal, lock columns still as read (NULL as zero,
+// timestamps as the dialect compares instants; with castTimes, a timestamp's joined value cast to the
+// column's type, which the rows' values are not), and not soft-deleted.
+func (w eachWrite) writeMatch(b clause.Builder, castTimes bool) {
 	spec := w.st.spec
 	k := len(spec.keys)
 	pred := w.predicate()
@@ -413,39 +334,18 @@ func (w eachWrite) writeMatch(b clause.Builder) {
 			continue
 		}
 		lf := spec.locks[i-k]
-		nullable := pred.nullable(i - k)
-		if lf.julian {
-			b.WriteString("julianday(")
-		}
-		if nullable {
-			b.WriteString("COALESCE(")
-			tableColumn(b, f)
-			b.WriteString(",")
-			if lf.kind == timeLock {
-				pred.writeBound(b, []any{time.Time{}}, lf.castType)
-			} else {
-				b.WriteString("0")
-			}
-			b.WriteString(")")
-		} else {
-			tableColumn(b, f)
-		}
-		if lf.julian {
-			b.WriteString(")")
-		}
+		writeLockColumn(b, spec.dialect, lf, clause.Column{Table: clause.CurrentTable, Name: f.DBName}, pred.nullable(i-k))
 		b.WriteString(" = ")
-		switch {
-		case lf.julian:
-			b.WriteString("julianday(")
-			w.vColumn(b, i)
-			b.WriteString(")")
-		case lf.kind == timeLock && spec.dialect == "mysql":
+		open, closing := spec.dialect.instant(lf)
+		b.WriteString(open)
+		if castTimes && lf.kind == timeLock {
 			b.WriteString("CAST(")
 			w.vColumn(b, i)
 			b.WriteString(" AS " + lf.castType + ")")
-		default:
+		} else {
 			w.vColumn(b, i)
 		}
+		b.WriteString(closing)
 	}
 	if sd := w.st.each.softDelete; sd != nil {
 		b.WriteString(" AND ")
