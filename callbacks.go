@@ -17,6 +17,12 @@ const (
 )
 
 // lockState carries one lock-checked statement through the plugin's callbacks.
+//
+// Its life follows the callbacks, in the order GORM runs them and this file reads: route notes the
+// pool, prepare resolves the lock and snapshots the rows (and makes a write undoable: undo.go), build
+// writes SET and WHERE, check judges the rows affected, settle ends the write's savepoint once the
+// whole call is done, finish ends the plugin's own transaction, reads a conflict's details and puts
+// the rows back when nothing was written.
 type lockState struct {
 	op       operation
 	spec     *lockSpec
@@ -140,22 +146,6 @@ func anyStateOf(db *gorm.DB) *lockState {
 func (p *Plugin) route(db *gorm.DB) {
 	if _, mode, _ := p.lockMode(db); mode != notLocked {
 		db.Statement.Settings.Store(stateKey{db.Statement}, &lockState{writePool: db.Statement.ConnPool})
-	}
-}
-
-// settle settles a successful write's savepoint, undoing the write when a later step of the call
-// failed (an association saved after it, an After hook), and notes the call's error before GORM's
-// commit or rollback, which joins a failure of its own to it as text.
-func settle(db *gorm.DB) {
-	if st := stateOf(db); st != nil {
-		if st.savepoint != "" && !db.DryRun {
-			settleSavepoint(db, st, db.Error != nil)
-			if st.undoErr != nil {
-				// Not AddError: GORM would flatten the call's error (a deadlock in a hook) into text.
-				db.Error = joinCauses(db.Error, st.undoErr)
-			}
-		}
-		st.beforeSettle = db.Error
 	}
 }
 
@@ -549,6 +539,22 @@ func (st *lockState) refusal() error {
 // errHeldWhatWasRead explains a conflict whose rows held what was read again by the time their
 // details were read.
 var errHeldWhatWasRead = errors.New("every refused row held what was read again when its details were read: a concurrent commit became visible between the write and that read")
+
+// settle settles a successful write's savepoint, undoing the write when a later step of the call
+// failed (an association saved after it, an After hook), and notes the call's error before GORM's
+// commit or rollback, which joins a failure of its own to it as text.
+func settle(db *gorm.DB) {
+	if st := stateOf(db); st != nil {
+		if st.savepoint != "" && !db.DryRun {
+			settleSavepoint(db, st, db.Error != nil)
+			if st.undoErr != nil {
+				// Not AddError: GORM would flatten the call's error (a deadlock in a hook) into text.
+				db.Error = joinCauses(db.Error, st.undoErr)
+			}
+		}
+		st.beforeSettle = db.Error
+	}
+}
 
 // finish runs after GORM's commit or rollback: it settles the plugin's own transaction, reads the
 // conflicting keys once the failed write is undone, and puts the rows back if nothing was written.
