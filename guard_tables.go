@@ -72,10 +72,11 @@ func (p *Plugin) guardedTablesOf() guardedTables {
 // A guard is keyed by its model's type, but GORM can write a guarded table without that type:
 // db.Table("accounts").Where(...).Updates(map[string]any{...}) has no schema at all, and a second
 // struct mapped to the same table (an AccountSummary whose TableName is "accounts") has a schema the
-// guard does not know. Such a write carries no rows the caller read, so it is treated as a guarded
-// model's write by a query: it advances the guard's lock on every row it touches, and values that set
-// a lock column, or name no field of the guarded model, are refused. Raw SQL (db.Exec, db.Raw) is
-// not a GORM write and bypasses every guard.
+// guard does not know. A struct that has the guard's lock columns carries the values it read and is
+// checked by them, as the model is (guardOf). Any other such write carries no rows the caller read, so
+// it is treated as a guarded model's write by a query: it advances the guard's lock on every row it
+// touches, and values that set a lock column, or name no field of the guarded model, are refused. Raw
+// SQL (db.Exec, db.Raw) is not a GORM write and bypasses every guard.
 func (p *Plugin) tableWrite(stmt *gorm.Statement) (guardedTable, bool) {
 	tables := p.guardedTablesOf()
 	if len(tables) == 0 || stmt.Schema != nil && isGuarded(p, stmt) {
