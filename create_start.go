@@ -22,13 +22,18 @@ func (p *Plugin) startLocks(db *gorm.DB) {
 	if !ok || guard.schema.ModelType != stmt.Schema.ModelType {
 		return // another guarded model has the table: its lock fields are not this schema's
 	}
+	selected, restricted := stmt.SelectAndOmitColumns(true, false)
+	inserted := func(column string) bool {
+		v, named := selected[column]
+		return named && v || !named && !restricted
+	}
 	for _, row := range modelRows(stmt.ReflectValue) {
 		if !row.CanAddr() {
 			continue
 		}
 		for _, lf := range guard.locks {
-			if lf.kind != counterLock {
-				continue
+			if lf.kind != counterLock || !inserted(lf.field.DBName) {
+				continue // a column Select or Omit leaves out keeps the table's default: say nothing
 			}
 			field := lf.field.ReflectValueOf(stmt.Context, row)
 			if plainLockValue(lf.kind, field) == int64(0) {

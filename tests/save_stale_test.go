@@ -39,3 +39,30 @@ func TestStaleSaveDoesNotResurrectADeletedRow(t *testing.T) {
 		assert.ErrorIs(t, err, optlock.ErrConflict)
 	}, optlock.Guard(&RvAccount{}))
 }
+
+// A guarded Create starts a zero version at 1 only where it inserts the version: under a Select that
+// leaves it out, or an Omit of it, the table's default is stored and the struct keeps what it had, so
+// the struct says what is stored and its next checked write is not a false conflict.
+func TestGuardedCreateStartsTheVersionOnlyWhereItInsertsIt(t *testing.T) {
+	eachDB(t, []any{&RvAccount{}}, func(t *testing.T, db *gorm.DB) {
+		cases := []struct {
+			name   string
+			create func(row *RvAccount) error
+		}{
+			{"Create", func(row *RvAccount) error { return db.Create(row).Error }},
+			{"Select without the version", func(row *RvAccount) error { return db.Select("Owner", "Balance").Create(row).Error }},
+			{"Omit of the version", func(row *RvAccount) error { return db.Omit("Version").Create(row).Error }},
+			{"Select with the version", func(row *RvAccount) error { return db.Select("Owner", "Version").Create(row).Error }},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				row := RvAccount{Owner: "a", Balance: 1}
+				require.NoError(t, tc.create(&row))
+				var stored RvAccount
+				require.NoError(t, db.First(&stored, row.ID).Error)
+				assert.Equal(t, stored.Version, row.Version, "the struct says what is stored")
+				require.NoError(t, db.Model(&row).Update("balance", 2).Error, "no false conflict")
+			})
+		}
+	}, optlock.Guard(&RvAccount{}))
+}
