@@ -19,29 +19,22 @@ const (
 // lockState carries one lock-checked statement through the plugin's callbacks.
 //
 // Its life follows the callbacks, in the order GORM runs them and this file reads: route notes the
-// pool, prepare resolves the lock and snapshots the rows (and makes a write undoable: undo.go), build
-// writes SET and WHERE, check judges the rows affected, settle ends the write's savepoint once the
-// whole call is done, finish ends the plugin's own transaction, reads a conflict's details and puts
-// the rows back when nothing was written.
+// pool, prepare resolves the lock, snapshots the rows and decides who owns the write's transaction
+// and how the write is undone (openUndo, undo.go), build writes SET and WHERE, check judges the rows
+// affected, settle ends the savepoint or the plugin's own transaction once the whole call is done
+// (endUndo, the one place that does), finish reads a conflict's details once GORM's transaction has
+// ended and puts the rows back when nothing was written.
 type lockState struct {
 	op       operation
 	spec     *lockSpec
 	snapshot *snapshot
 	// next holds, per lock field, the value every row gets (nil for counters).
 	next []any
-	// savepoint names the savepoint around a bulk write in the caller's transaction.
-	savepoint string
-	// outerPool is the connection pool to go back to after the plugin's own transaction.
-	outerPool gorm.ConnPool
+	// tx is who owns the write's transaction and how the write is undone (undo.go).
+	tx undoScope
 	// writePool is the connection pool the write was routed to (by dbresolver, say) before GORM's
 	// transaction replaced it: the conflict details are read there after GORM's rollback.
 	writePool gorm.ConnPool
-	// callerTx says the write runs inside the caller's own transaction; gormTx, inside the one GORM
-	// opened for it.
-	callerTx, gormTx bool
-	// undoErr is why a savepoint command failed: the write may not be undone, or the caller's
-	// transaction is gone.
-	undoErr error
 	// beforeSettle is the call's error just before GORM commits or rolls back, which can flatten it.
 	beforeSettle error
 	// hasConditions says the statement has conditions of its own (the caller's Where) besides the
@@ -210,18 +203,14 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		stmt.Settings.Store(stateKey{stmt}, st)
 	}
 	st.op, st.spec, st.snapshot = op, spec, snap
-	_, inTx := stmt.ConnPool.(gorm.TxCommitter)
-	_, st.gormTx = db.InstanceGet(gormStartedTransaction)
-	st.callerTx = inTx && !st.gormTx
+	st.tx.owner = txOwnerOf(db)
 	if r, ok := eachRequestOf(db); ok {
 		if err := p.prepareEach(db, st, r.columns); err != nil {
 			_ = db.AddError(err)
 			return
 		}
 	}
-	if len(snap.rows) > 1 || mayWriteElsewhere(stmt) {
-		p.makeUndoable(db, st)
-	}
+	p.openUndo(db, st, len(snap.rows) > 1 || mayWriteElsewhere(stmt))
 }
 
 // prepareAdvance readies an update that cannot be checked to advance the lock. A delete without read
@@ -432,8 +421,7 @@ func (p *Plugin) check(db *gorm.DB) {
 		return
 	}
 	if db.Error != nil {
-		settleSavepoint(db, st, true)
-		return
+		return // settle undoes the write
 	}
 	expected := int64(len(st.snapshot.rows))
 	db.RowsAffected += st.earlierWritten
@@ -444,7 +432,6 @@ func (p *Plugin) check(db *gorm.DB) {
 		// undone with them, or a refused call would leave its first half for the caller to commit.
 		return
 	case db.RowsAffected > expected:
-		settleSavepoint(db, st, true)
 		_ = db.AddError(invalidf("the update matched %d rows for %d given: the primary key of table %s is not unique", db.RowsAffected, expected, db.Statement.Table))
 		return
 	}
@@ -454,18 +441,19 @@ func (p *Plugin) check(db *gorm.DB) {
 		db.Statement.Result.RowsAffected = 0
 	}
 	st.findConflicts = true
-	// The conflict is read once the write is undone: here after its savepoint, or in finish after
-	// GORM's rollback. A lone row's UPDATE wrote nothing, so its conflict can be read right away.
-	if name := st.savepoint; name != "" {
-		if st.undo(db, st.spec.dialect.rollbackTo(name)) {
+	// The conflict is read once the write is undone: here after rolling back to its savepoint, or in
+	// finish after the transaction's rollback. A lone row's UPDATE wrote nothing, so its conflict can
+	// be read right away. The savepoint itself is ended by settle, with the call.
+	if name := st.tx.savepoint; name != "" {
+		if st.rewind(db) {
 			p.fillConflicts(db, st, db.Statement.ConnPool, name)
 		}
-		if st.undoErr == nil && st.isSaveOfNewRow(db.Statement) {
-			p.insertNewRow(db, st) // its savepoint is settled with the call (settle): After hooks may fail
+		if st.tx.err == nil && st.isSaveOfNewRow(db.Statement) {
+			st.tx.rewound = false // the insert is undone with the call if an After hook fails
+			p.insertNewRow(db, st)
 			return
 		}
-		settleSavepoint(db, st, false)
-	} else if expected == 1 && (st.callerTx || !st.inOwnOrGORMTx() || st.mayBeSaveOfNewRow(db.Statement)) {
+	} else if expected == 1 && (st.inCallersTx() || !st.inOwnOrGORMTx() || st.mayBeSaveOfNewRow(db.Statement)) {
 		// Inside GORM's (or the plugin's) own transaction the details wait for its rollback: a
 		// database that aborted that transaction (a Galera certification failure) would refuse them.
 		p.fillConflicts(db, st, db.Statement.ConnPool, "")
@@ -476,9 +464,6 @@ func (p *Plugin) check(db *gorm.DB) {
 	}
 	_ = db.AddError(st.refusal())
 }
-
-// inOwnOrGORMTx reports whether the write runs in a transaction GORM or the plugin opened for it.
-func (st *lockState) inOwnOrGORMTx() bool { return st.gormTx || st.outerPool != nil }
 
 // mayBeSaveOfNewRow reports a Save of one row whose lock values are all zero: if the row does not
 // exist, it is inserted in the same transaction, so its details are needed before the rollback.
@@ -540,24 +525,23 @@ func (st *lockState) refusal() error {
 // details were read.
 var errHeldWhatWasRead = errors.New("every refused row held what was read again when its details were read: a concurrent commit became visible between the write and that read")
 
-// settle settles a successful write's savepoint, undoing the write when a later step of the call
-// failed (an association saved after it, an After hook), and notes the call's error before GORM's
-// commit or rollback, which joins a failure of its own to it as text.
+// settle ends what made the write undoable (endUndo: the savepoint in the caller's transaction, or
+// the plugin's own transaction) once the whole call is done, undoing the write when a later step of
+// the call failed (an association saved after it, an After hook), and notes the call's error before
+// GORM's commit or rollback, which joins a failure of its own to it as text.
 func settle(db *gorm.DB) {
 	if st := stateOf(db); st != nil {
-		if st.savepoint != "" && !db.DryRun {
-			settleSavepoint(db, st, db.Error != nil)
-			if st.undoErr != nil {
-				// Not AddError: GORM would flatten the call's error (a deadlock in a hook) into text.
-				db.Error = joinCauses(db.Error, st.undoErr)
-			}
+		st.endUndo(db, db.Error != nil)
+		if st.tx.err != nil {
+			// Not AddError: GORM would flatten the call's error (a deadlock in a hook) into text.
+			db.Error = joinCauses(db.Error, st.tx.err)
 		}
 		st.beforeSettle = db.Error
 	}
 }
 
-// finish runs after GORM's commit or rollback: it settles the plugin's own transaction, reads the
-// conflicting keys once the failed write is undone, and puts the rows back if nothing was written.
+// finish runs after GORM's commit or rollback: it reads the conflicting keys once the failed write is
+// undone, and puts the rows back if nothing was written.
 func (p *Plugin) finish(db *gorm.DB) {
 	defer db.Statement.Settings.Delete(stateKey{db.Statement})
 	if st := anyStateOf(db); st != nil && st.advanceOnly {
@@ -571,7 +555,6 @@ func (p *Plugin) finish(db *gorm.DB) {
 	if db.Error != st.beforeSettle && st.beforeSettle != nil {
 		db.Error = afterGORM(st.beforeSettle, db.Error)
 	}
-	settleOwnTransaction(db, st)
 	if st.findConflicts {
 		pool := st.writePool
 		if pool == nil {
@@ -601,7 +584,7 @@ func (p *Plugin) finish(db *gorm.DB) {
 // refused, nothing was written), the database's error kept in DatabaseErr. Inside the caller's
 // transaction the same error is ErrTxAborted (see outcome).
 func (st *lockState) refusedByDatabase(db *gorm.DB) {
-	if st.callerTx || st.conflict != nil || db.Error == nil || txKillingError(db.Error) == nil {
+	if st.inCallersTx() || st.conflict != nil || db.Error == nil || txKillingError(db.Error) == nil {
 		return
 	}
 	cause := db.Error
@@ -626,19 +609,19 @@ func (st *lockState) outcome(db *gorm.DB) error {
 		return nil
 	}
 	switch fatal := txKillingError(err); {
-	case st.callerTx && st.undoErr != nil:
+	case st.inCallersTx() && st.tx.err != nil:
 		// The call's own error stays reachable (a deadlock in a hook, say), unless it is a conflict:
 		// ErrTxAborted never matches ErrConflict.
-		cause := st.undoErr
+		cause := st.tx.err
 		switch {
 		case errors.Is(err, ErrConflict):
-		case errors.Is(err, st.undoErr):
+		case errors.Is(err, st.tx.err):
 			cause = err
 		default:
-			cause = joinCauses(err, st.undoErr)
+			cause = joinCauses(err, st.tx.err)
 		}
 		err = &txAbortedError{reason: "the write could not be undone inside the transaction", err: cause}
-	case st.callerTx && fatal != nil:
+	case st.inCallersTx() && fatal != nil:
 		err = &txAbortedError{reason: "the database aborted the transaction", err: fatal}
 	}
 	if ctxErr := db.Statement.Context.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {

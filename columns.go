@@ -107,22 +107,11 @@ func readColumns(p *Plugin, stmt *gorm.Statement, key tableKey, d sqlDialect) *t
 	// In the transaction GORM opened for this very write a failure would only fail the write, which
 	// the read cannot harm otherwise: no savepoint (two round trips) is needed there.
 	_, gormTx := stmt.DB.InstanceGet(gormStartedTransaction)
-	savepoint := ""
-	if inTx && !gormTx && d.errorAbortsTx() {
-		savepoint = p.savepointName()
-		if execRaw(stmt.DB, stmt.Context, d.savepoint(savepoint)) != nil {
-			return nil
-		}
-	}
-	cols, err := d.columnReader()(stmt, pool, key)
-	if savepoint != "" {
-		ctx, cancel := undoContext(stmt.Context)
-		defer cancel()
-		if err != nil {
-			_ = execRaw(stmt.DB, ctx, d.rollbackTo(savepoint))
-		}
-		_ = execRaw(stmt.DB, ctx, d.release(savepoint))
-	}
+	var cols *tableColumns
+	err, _ := p.readUnderSavepoint(stmt.DB, d, inTx && !gormTx, "", func() (err error) {
+		cols, err = d.columnReader()(stmt, pool, key)
+		return err
+	})
 	if err != nil || len(cols.byName) == 0 {
 		return nil // no such table (yet): not cached, so a table made later is read then
 	}

@@ -25,29 +25,17 @@ var deletedAtType = reflect.TypeOf(gorm.DeletedAt{})
 // The SELECT goes out on pool directly, not through GORM's query callbacks, which could route it to a
 // lagging read replica. When it fails, the conflict names every row of the write, state unknown, and
 // keeps the error. Inside the caller's transaction on a database where an error aborts it
-// (PostgreSQL) the SELECT runs under a savepoint (guard, or one of its own), so a failed SELECT does
-// not abort the caller's transaction.
+// (PostgreSQL) the SELECT runs under a savepoint (guard, the write's, or one of its own:
+// readUnderSavepoint), so a failed SELECT does not abort the caller's transaction.
 func (p *Plugin) fillConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool, guard string) {
 	st.findConflicts = false
-	abortsTx := st.callerTx && st.spec.dialect.errorAbortsTx()
-	own := ""
-	if abortsTx && guard == "" {
-		own = p.savepointName()
-		if err := execRaw(db, db.Statement.Context, st.spec.dialect.savepoint(own)); err != nil {
-			st.conflict.unknown(st, err)
-			return
-		}
-		guard = own
+	readErr, undoErr := p.readUnderSavepoint(db, st.spec.dialect, st.inCallersTx(), guard, func() error {
+		return p.readConflicts(db, st, pool)
+	})
+	if readErr != nil {
+		st.conflict.unknown(st, readErr)
 	}
-	if err := p.readConflicts(db, st, pool); err != nil {
-		st.conflict.unknown(st, err)
-		if abortsTx {
-			st.undo(db, st.spec.dialect.rollbackTo(guard))
-		}
-	}
-	if own != "" {
-		st.undo(db, st.spec.dialect.release(own))
-	}
+	st.tx.err = joinCauses(st.tx.err, undoErr)
 }
 
 // unknown makes e name every row of the write, state unknown, because err kept them from being read.

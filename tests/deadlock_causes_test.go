@@ -46,7 +46,7 @@ func (RvDlWeight) TableName() string { return "rv_dl_weights" }
 
 // A bulk write in the caller's MariaDB transaction whose AfterUpdate hook is chosen as a deadlock
 // victim: InnoDB rolls the whole transaction back, so keepError's ROLLBACK TO SAVEPOINT fails (1305),
-// and db.AddError(st.undoErr) flattens the hook's 1213 into text; outcome then keeps only the undo
+// and db.AddError(st.tx.err) flattens the hook's 1213 into text; outcome then keeps only the undo
 // error. The call is ErrTxAborted (right), but the deadlock is no longer reachable with errors.As,
 // nor even named in the message.
 func TestDeadlockInAfterHookKeepsItsCauseInCallersTx(t *testing.T) {
