@@ -53,7 +53,7 @@ func LockValues(db *gorm.DB, row any) ([]LockValue, error) {
 	if row == nil || v.Kind() != reflect.Ptr || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		return nil, invalidf("row is a %T: pass a pointer to the struct you read", row)
 	}
-	tx := db.Session(&gorm.Session{NewDB: true})
+	tx := db.Session(&gorm.Session{NewDB: true}).Model(row) // a statement of its own (Model clones one)
 	stmt := tx.Statement
 	if err := stmt.Parse(row); err != nil {
 		return nil, invalidf("model %T: %v", row, err)
