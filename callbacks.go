@@ -204,6 +204,9 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	}
 	st.op, st.spec, st.snapshot = op, spec, snap
 	st.tx.owner = txOwnerOf(db)
+	if !p.applyExpectation(db, st) { // lock values from ExpectLocks or ExpectRow (expect.go)
+		return
+	}
 	if r, ok := eachRequestOf(db); ok {
 		if err := p.prepareEach(db, st, r.columns); err != nil {
 			_ = db.AddError(err)
@@ -482,7 +485,7 @@ func (st *lockState) mayBeSaveOfNewRow(stmt *gorm.Statement) bool {
 // isSaveOfNewRow reports a Save of one row that does not exist and whose lock values are all zero: a
 // new row with a key the client chose (a UUID, say). Save inserts it.
 func (st *lockState) isSaveOfNewRow(stmt *gorm.Statement) bool {
-	return st.absent == 1 && st.mayBeSaveOfNewRow(stmt)
+	return st.absent == 1 && st.mayBeSaveOfNewRow(stmt) && !insertForbidden(stmt)
 }
 
 // insertNewRow inserts the row of a Save that found no row to update, with a plain INSERT (not GORM's

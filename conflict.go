@@ -51,6 +51,9 @@ type RowConflict struct {
 	Deleted bool
 	// Current holds, for a changed row, its lock columns as now stored, by column name.
 	Current map[string]any
+	// Locks holds the same lock values typed, as [LockValues] reports a row: the same whichever
+	// driver read them (Current's types are the driver's). Nil unless Current is set.
+	Locks []LockValue
 	// Unknown is true when the row's state could not be read (see DetailsErr), or the database refused
 	// the whole write (see DatabaseErr): the write was refused because this row or another of the same
 	// write changed, was deleted, or was being written concurrently.

@@ -77,7 +77,7 @@ func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) e
 		case !ok || stored.deleted:
 			st.conflict.add(RowConflict{ID: id, Deleted: true})
 		case !st.holdsSnapshot(i, stored.locks):
-			st.conflict.add(RowConflict{ID: id, Current: stored.current(st.spec)})
+			st.conflict.add(RowConflict{ID: id, Current: stored.current(st.spec), Locks: stored.lockValues(st.spec)})
 		}
 	}
 	return nil

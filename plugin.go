@@ -139,6 +139,8 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		// advance the lock of the rows it overwrites (upsert.go); then put the caller's clause back.
 		{create, "optlock:refuse_upsert", create.Before("gorm:create").Register, p.guardUpsert},
 		{create, "optlock:restore_upsert", create.After("gorm:after_create").Register, restoreUpsert},
+		// A Save under ExpectLocks or ExpectRow of a row without a key would insert it: refuse (expect.go).
+		{create, "optlock:refuse_expected", create.Before("gorm:before_create").Register, refuseExpectedInsert},
 		// A guarded model's new rows start at version 1, so a Save of version 0 is always a new row.
 		{create, "optlock:start_locks", create.After("gorm:before_create").Before("gorm:create").Register, p.startLocks},
 	}

@@ -117,10 +117,10 @@ func TestBulkConflictDetailsOfEveryKind(t *testing.T) {
 		lockErr := asLockError(t, optlock.UpdateSafely(db, &rows, map[string]any{"qty": 5}).Error)
 		require.NoError(t, lockErr.DetailsErr)
 		assert.Equal(t, []optlock.RowConflict{
-			{ID: rows[0].ID, Current: map[string]any{"version": 2}},
+			{ID: rows[0].ID, Current: map[string]any{"version": 2}, Locks: []optlock.LockValue{{Column: "version", Int: 2}}},
 			{ID: rows[1].ID, Deleted: true},
 			{ID: rows[2].ID, Deleted: true},
-			{ID: rows[3].ID, Current: map[string]any{"version": nil}},
+			{ID: rows[3].ID, Current: map[string]any{"version": nil}, Locks: []optlock.LockValue{{Column: "version"}}},
 		}, lockErr.Rows)
 		var written int64
 		require.NoError(t, db.Unscoped().Model(&SoftItem{}).Where("qty = 5").Count(&written).Error)

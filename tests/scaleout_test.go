@@ -1080,7 +1080,7 @@ func TestReplicaConflictDetailsComeFromThePrimary(t *testing.T) {
 					var lockErr *optlock.OptimisticLockError
 					require.ErrorAs(t, err, &lockErr, "%d row(s): a conflict", n)
 					require.NoError(t, lockErr.DetailsErr, "%d row(s): details read", n)
-					want := []optlock.RowConflict{{ID: uint(1), Current: map[string]any{"version": 2}}}
+					want := []optlock.RowConflict{{ID: uint(1), Current: map[string]any{"version": 2}, Locks: []optlock.LockValue{{Column: "version", Int: 2}}}}
 					if n == 3 {
 						want = append(want, optlock.RowConflict{ID: uint(3), Deleted: true})
 					}
