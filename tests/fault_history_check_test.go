@@ -9,7 +9,9 @@ import (
 )
 
 // histAt is a time t milliseconds after an arbitrary start.
-func histAt(t int) time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(t) * time.Millisecond) }
+func histAt(t int) time.Time {
+	return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(t) * time.Millisecond)
+}
 
 // histGood is a small history that is right: on rows 1 and 2 (both at version 1, value 0, empty trail),
 // a1 moves row 1 to 2 (+1); b1 conflicts on row 1; a2 moves rows 1 and 2 (bulk, +2 and +3); c1 ended in

@@ -107,10 +107,10 @@ func (h *histLog) all() []histOp {
 // histReport is what the checker found.
 type histReport struct {
 	Ops, Acknowledged, Conflicts, Aborted, Errors int
-	ErrorsStored   int      // indeterminate calls whose write is stored (whole)
-	Lost           int      // acknowledged row writes missing from the database
-	Contradictions []string // anything else the database and the history cannot both be right about
-	ByKind         map[string]map[histOutcome]int
+	ErrorsStored                                  int      // indeterminate calls whose write is stored (whole)
+	Lost                                          int      // acknowledged row writes missing from the database
+	Contradictions                                []string // anything else the database and the history cannot both be right about
+	ByKind                                        map[string]map[histOutcome]int
 }
 
 // ok is true when nothing was lost and nothing contradicts.
