@@ -95,9 +95,13 @@ cmd_start() {
 
 cmd_failover() {
   local t0 pid
+  local status
   t0=$(date +%s.%N)
-  "$PAIR" status 2>/dev/null | grep -q '^replica .* in_recovery=t' || die "no replica in recovery to promote"
-  if pid=$("$PAIR" status 2>/dev/null | sed -n 's/^primary .* pid=\([0-9]*\).*/\1/p') && [[ -n $pid ]]; then
+  # status exits 1 whenever the replica is not streaming (cut off, say): read its lines anyway.
+  status=$("$PAIR" status 2>/dev/null || true)
+  grep -q '^replica .* in_recovery=t' <<<"$status" || die "no replica in recovery to promote"
+  pid=$(sed -n 's/^primary .* pid=\([0-9]*\).*/\1/p' <<<"$status")
+  if [[ -n $pid ]]; then
     log "crashing the primary (pid $pid): pg_ctl stop -m immediate"
     as_pg "$PGBIN/pg_ctl" stop -D "$BASE/primary" -m immediate -w -t 30 >/dev/null
   fi
