@@ -90,9 +90,23 @@ func replaceCause(err, old, replacement error) error {
 // context has ended: they must still run, or a bulk write would stay half done.
 const undoTimeout = 10 * time.Second
 
-// undoContext keeps ctx's values but not its cancellation, bounded by undoTimeout.
+// undoGrace is how long past the caller's deadline (or cancellation) an undo may take. A server that
+// answers at all answers a savepoint command in milliseconds; a connection that hangs must not keep
+// the caller ten seconds past its deadline. An undo that cannot run in time is an error saying the
+// transaction must be rolled back, never a half-done write.
+const undoGrace = 500 * time.Millisecond
+
+// undoContext keeps ctx's values but not its cancellation, bounded by undoTimeout and by ctx's
+// deadline (or, once ctx has ended, now) plus undoGrace.
 func undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	limit := undoTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		limit = min(limit, max(time.Until(deadline), 0)+undoGrace)
+	}
+	if ctx.Err() != nil {
+		limit = min(limit, undoGrace)
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), limit)
 }
 
 // txKillingError returns the error in err's chain after which a transaction cannot go on: a deadlock

@@ -6,7 +6,11 @@
 #   scripts/galera.sh status   # one line per node; exit 0 only if all 3 are Synced in a cluster of size 3
 #   scripts/galera.sh env      # `export OPTLOCK_GALERA_DSNS=...` for eval "$(scripts/galera.sh env)"
 #
-# Node N (1..3): SQL port 331N, gcomm 457N, IST 458N, rsync SST 459N, all on 127.0.0.1.
+#   scripts/galera.sh kill N   # kill -9 node N (by its pid file), as a crash would; `start` rejoins it
+#
+# Node N (1..3): SQL port 331N, gcomm 457N, IST 458N, rsync SST 459N, all on 127.0.0.1; each base is
+# overridable (OPTLOCK_GALERA_SQL_BASE=3310, ..._GCOMM_BASE=4570, ..._IST_BASE=4580, ..._SST_BASE=4590:
+# node N gets base+N), so a second cluster can run beside the first under another OPTLOCK_CLUSTER_DIR.
 # start prints its progress and the status lines on stderr and only the export lines on stdout.
 # Everything lives under ${OPTLOCK_CLUSTER_DIR:-/tmp/optlock-clusters}/galera/nodeN
 # (my.cnf, data/, error.log, optlock.pid). Only processes started by this script are ever signalled:
@@ -21,6 +25,10 @@ PROVIDER=/usr/lib/galera/libgalera_smm.so
 NODES=(1 2 3)
 NODE_TIMEOUT=${OPTLOCK_GALERA_NODE_TIMEOUT:-120} # seconds for one node to reach Synced
 STOP_TIMEOUT=${OPTLOCK_GALERA_STOP_TIMEOUT:-60}  # seconds for one node to exit after SIGTERM
+SQL_BASE=${OPTLOCK_GALERA_SQL_BASE:-3310}
+GCOMM_BASE=${OPTLOCK_GALERA_GCOMM_BASE:-4570}
+IST_BASE=${OPTLOCK_GALERA_IST_BASE:-4580}
+SST_BASE=${OPTLOCK_GALERA_SST_BASE:-4590}
 
 # mariadbd refuses to run as root without --user; as root we run it as the mysql user instead.
 if [[ $EUID -eq 0 ]]; then RUN_USER=mysql; else RUN_USER=$(id -un); fi
@@ -28,7 +36,8 @@ if [[ $EUID -eq 0 ]]; then RUN_USER=mysql; else RUN_USER=$(id -un); fi
 log() { printf '[galera] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-sql_port() { echo $((3310 + $1)); }
+sql_port() { echo $((SQL_BASE + $1)); }
+gcomm_port() { echo $((GCOMM_BASE + $1)); }
 node_dir() { echo "$BASE/node$1"; }
 cnf() { echo "$BASE/node$1/my.cnf"; }
 
@@ -112,12 +121,12 @@ wsrep_on                  = ON
 wsrep_provider            = $PROVIDER
 wsrep_cluster_name        = optlock
 wsrep_node_name           = node$n
-wsrep_cluster_address     = gcomm://127.0.0.1:4571,127.0.0.1:4572,127.0.0.1:4573
-wsrep_provider_options    = "base_host=127.0.0.1; base_port=457$n; gmcast.listen_addr=tcp://127.0.0.1:457$n; ist.recv_addr=127.0.0.1:458$n; pc.recovery=FALSE; gcache.size=64M"
+wsrep_cluster_address     = gcomm://127.0.0.1:$(gcomm_port 1),127.0.0.1:$(gcomm_port 2),127.0.0.1:$(gcomm_port 3)
+wsrep_provider_options    = "base_host=127.0.0.1; base_port=$(gcomm_port "$n"); gmcast.listen_addr=tcp://127.0.0.1:$(gcomm_port "$n"); ist.recv_addr=127.0.0.1:$((IST_BASE + n)); pc.recovery=FALSE; gcache.size=64M"
 wsrep_node_incoming_address = 127.0.0.1:$(sql_port "$n")
 # mariabackup is not installed; rsync SST is enough for a test cluster.
 wsrep_sst_method          = rsync
-wsrep_sst_receive_address = 127.0.0.1:459$n
+wsrep_sst_receive_address = 127.0.0.1:$((SST_BASE + n))
 EOF
   mv "$d/my.cnf.tmp" "$d/my.cnf"
   chown "$RUN_USER": "$d" "$d/data"
@@ -358,6 +367,17 @@ cmd_stop() {
   log "stopped in $((SECONDS - t0))s"
 }
 
+# kill -9 of node N's mariadbd, found by its pid file (never by name): a crash, for the fault tests.
+cmd_kill() { # node
+  local n=$1 pid
+  [[ $n =~ ^[1-3]$ ]] || die "kill takes a node number, 1 to 3"
+  pid=$(node_pid "$n") || die "node $n is not running"
+  log "killing node $n (pid $pid) with SIGKILL"
+  kill -KILL "$pid"
+  while [[ -e /proc/$pid ]]; do sleep 0.1; done
+  rm -f "$(node_dir "$n")/optlock.pid"
+}
+
 cmd_status() {
   local n pid state size cstatus ok=0
   for n in "${NODES[@]}"; do
@@ -389,5 +409,6 @@ case "${1:-}" in
   stop) with_lock cmd_stop ;;
   status) cmd_status ;;
   env) print_env ;;
-  *) echo "usage: $0 {start|stop|status|env}" >&2; exit 2 ;;
+  kill) with_lock cmd_kill "${2:-}" ;;
+  *) echo "usage: $0 {start|stop|status|env|kill N}" >&2; exit 2 ;;
 esac

@@ -7,6 +7,10 @@
 #   scripts/pg-replica.sh status   # one line per server; exit 0 only if the replica is streaming
 #   scripts/pg-replica.sh env      # `export OPTLOCK_PG_PRIMARY_DSN=...` etc. for eval "$(... env)"
 #
+# Ports and names are overridable, so a second pair can run beside the first (scripts/pg-failover.sh
+# runs one): OPTLOCK_PG_PRIMARY_PORT (5441), OPTLOCK_PG_REPLICA_PORT (5442), OPTLOCK_PG_PAIR_NAME (the
+# directory and the cluster_name prefix, pg-replica / optlock).
+#
 # start prints its progress and the status lines on stderr and only the export lines on stdout.
 # Everything lives under ${OPTLOCK_CLUSTER_DIR:-/tmp/optlock-clusters}/pg-replica: primary/ and replica/
 # (data directories) and primary.log / replica.log, the servers' own logs. Every statement is logged
@@ -16,14 +20,17 @@
 set -euo pipefail
 umask 022
 
-BASE="$(realpath -m -- "${OPTLOCK_CLUSTER_DIR:-/tmp/optlock-clusters}")/pg-replica"
+PAIR=${OPTLOCK_PG_PAIR_NAME:-pg-replica}
+BASE="$(realpath -m -- "${OPTLOCK_CLUSTER_DIR:-/tmp/optlock-clusters}")/$PAIR"
 PGBIN=/usr/lib/postgresql/15/bin
-PRIMARY_PORT=5441
-REPLICA_PORT=5442
-SLOT=optlock_replica
+PRIMARY_PORT=${OPTLOCK_PG_PRIMARY_PORT:-5441}
+REPLICA_PORT=${OPTLOCK_PG_REPLICA_PORT:-5442}
+# The replica's cluster_name is also its application_name on the primary (synchronous_standby_names).
+NAME_PREFIX=${OPTLOCK_PG_NAME_PREFIX:-optlock}
+SLOT=${NAME_PREFIX}_replica
 START_TIMEOUT=${OPTLOCK_PG_START_TIMEOUT:-120} # seconds for one server to start / the replica to stream
 
-log() { printf '[pg-replica] %s\n' "$*" >&2; }
+log() { printf '[%s] %s\n' "$PAIR" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 data_dir() { echo "$BASE/$1"; }       # primary | replica
@@ -104,7 +111,7 @@ init_primary() {
   # trust for local and 127.0.0.1 connections, replication included: a throwaway test cluster.
   as_pg "$PGBIN/initdb" -D "$d" --auth=trust --encoding=UTF8 --locale=C.UTF-8 -U postgres \
     >"$BASE/initdb.log" 2>&1 || { tail -n 20 "$BASE/initdb.log" >&2; die "initdb failed"; }
-  { common_settings; echo "port = $PRIMARY_PORT"; echo "cluster_name = 'optlock_primary'"; } >>"$d/postgresql.conf"
+  { common_settings; echo "port = $PRIMARY_PORT"; echo "cluster_name = '${NAME_PREFIX}_primary'"; } >>"$d/postgresql.conf"
   touch "$BASE/.primary-ready"
 }
 
@@ -122,7 +129,7 @@ init_replica() {
     -R -X stream -C -S "$SLOT" --checkpoint=fast >"$BASE/basebackup.log" 2>&1 ||
     { tail -n 20 "$BASE/basebackup.log" >&2; die "pg_basebackup failed"; }
   # Later lines win: give the copied postgresql.conf the replica's own port and name.
-  { echo "port = $REPLICA_PORT"; echo "cluster_name = 'optlock_replica'"; } >>"$d/postgresql.conf"
+  { echo "port = $REPLICA_PORT"; echo "cluster_name = '${NAME_PREFIX}_replica'"; } >>"$d/postgresql.conf"
   touch "$BASE/.replica-ready"
 }
 
