@@ -91,10 +91,11 @@ func replaceCause(err, old, replacement error) error {
 const undoTimeout = 10 * time.Second
 
 // undoGrace is how long past the caller's deadline (or cancellation) an undo may take. A server that
-// answers at all answers a savepoint command in milliseconds; a connection that hangs must not keep
+// answers at all answers a savepoint command in milliseconds (rolling back a 10 000-row write takes
+// tens of them), so a second leaves room for a loaded one; a connection that hangs must not keep
 // the caller ten seconds past its deadline. An undo that cannot run in time is an error saying the
-// transaction must be rolled back, never a half-done write.
-const undoGrace = 500 * time.Millisecond
+// transaction must be rolled back (ErrTxAborted), never a half-done write.
+const undoGrace = time.Second
 
 // undoContext keeps ctx's values but not its cancellation, bounded by undoTimeout and by ctx's
 // deadline (or, once ctx has ended, now) plus undoGrace.
