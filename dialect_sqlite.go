@@ -271,7 +271,9 @@ func (sqliteDialect) buildEach(b clause.Builder, w eachWrite) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("column" + strconv.Itoa(i+1) + " AS ")
+		b.WriteString("column") // written in parts: a concatenation allocates per column and call
+		b.WriteString(strconv.Itoa(i + 1))
+		b.WriteString(" AS ")
 		b.WriteQuoted(w.alias(i))
 	}
 	b.WriteString(" FROM (VALUES ")
