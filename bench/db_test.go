@@ -22,6 +22,9 @@ type target struct {
 	counter *roundtrip.Counter
 	// plain is plain GORM on the same connections (through counter), without the optlock plugin.
 	plain *gorm.DB
+	// over opens the same dialect on connections already open (the counter's), for a gorm.DB of
+	// another configuration.
+	over func(conn gorm.ConnPool) gorm.Dialector
 }
 
 // targets opens SQLite (a file in a temporary directory), PostgreSQL and MariaDB/MySQL at the same
@@ -80,7 +83,7 @@ func targets(b *testing.B) []target {
 				conn.Close()
 			}
 		})
-		out = append(out, target{d.name, db, counter, plain})
+		out = append(out, target{d.name, db, counter, plain, d.over})
 	}
 	return out
 }

@@ -16,6 +16,7 @@ var baselines = map[string]string{
 	"BenchmarkSingleRow":  "gorm-updates-unlocked",
 	"BenchmarkBulk":       "gorm-updates-id-in-unlocked",
 	"BenchmarkContention": "select-for-update",
+	"BenchmarkGuarded":    "plain",
 }
 
 type sample map[string][]float64 // unit -> values over rounds
