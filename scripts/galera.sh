@@ -6,7 +6,8 @@
 #   scripts/galera.sh status   # one line per node; exit 0 only if all 3 are Synced in a cluster of size 3
 #   scripts/galera.sh env      # `export OPTLOCK_GALERA_DSNS=...` for eval "$(scripts/galera.sh env)"
 #
-#   scripts/galera.sh kill N   # kill -9 node N (by its pid file), as a crash would; `start` rejoins it
+#   scripts/galera.sh kill N   # kill -9 node N (by its pid file), as a crash would; `start` rejoins it:
+#                              # its position is recovered from InnoDB, so it catches up by IST
 #
 # Node N (1..3): SQL port 331N, gcomm 457N, IST 458N, rsync SST 459N, all on 127.0.0.1; each base is
 # overridable (OPTLOCK_GALERA_SQL_BASE=3310, ..._GCOMM_BASE=4570, ..._IST_BASE=4580, ..._SST_BASE=4590:
@@ -183,6 +184,23 @@ node_seqno() { # node
   echo "${seqno:--1}"
 }
 
+# The position (uuid:seqno) a node that was killed should start from, or nothing. After a crash
+# grastate.dat says seqno -1, and mariadbd started as is would ask for a full SST (rsync, with the
+# donor read-locked while it copies); Debian's systemd unit runs galera_recovery for this, and so do
+# we: --wsrep-recover reads the last committed position from InnoDB, and --wsrep-start-position
+# lets the node ask for an incremental state transfer (IST) of only what it missed.
+recovered_position() { # node
+  local d pos
+  d=$(node_dir "$1")
+  [[ -f $d/data/grastate.dat && -f $d/data/ibdata1 && ! -e $d/data/sst_in_progress ]] || return 0
+  grep -q '^seqno: *-1$' "$d/data/grastate.dat" || return 0 # shut down cleanly: grastate.dat has it
+  "$MARIADBD" --defaults-file="$(cnf "$1")" --wsrep-recover --disable-log-error 2>"$d/recover.log" </dev/null || true
+  pos=$(grep -a 'WSREP: Recovered position:' "$d/recover.log" | tail -n1 | sed 's/.*Recovered position: *//; s/[[:space:]]*$//')
+  if [[ $pos =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:[0-9]+$ ]]; then
+    echo "$pos"
+  fi
+}
+
 # Which node should bootstrap a cluster that is fully down: the one Galera marked safe_to_bootstrap
 # (the last to stop cleanly), else the one with the most recent state (after a crash), else node 1.
 pick_bootstrap_node() {
@@ -253,14 +271,19 @@ wait_synced() { # node, expected cluster size
 }
 
 start_node() { # node, mode (bootstrap|join)
-  local n=$1
+  local n=$1 pos args=()
+  pos=$(recovered_position "$n")
+  if [[ -n $pos ]]; then
+    log "node $n: not shut down cleanly; recovered position $pos"
+    args+=(--wsrep-start-position="$pos")
+  fi
   if [[ $2 == bootstrap ]]; then
     log "bootstrapping a new primary component on node $n"
     mark_safe_to_bootstrap "$n"
-    launch "$n" --wsrep-new-cluster
+    launch "$n" --wsrep-new-cluster "${args[@]}"
   else
     log "starting node $n (joining)"
-    launch "$n"
+    launch "$n" "${args[@]}"
   fi
   wait_synced "$n" "$(running_count)"
 }
