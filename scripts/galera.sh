@@ -94,7 +94,7 @@ running_count() {
 write_config() { # node
   local n=$1 d
   d=$(node_dir "$n")
-  mkdir -p "$d/data"
+  mkdir -p "$d/data" "$d/tmp"
   cat >"$d/my.cnf.tmp" <<EOF
 # Written by scripts/galera.sh; rewritten on every start.
 [mysqld]
@@ -103,6 +103,9 @@ datadir                   = $d/data
 socket                    = $d/mysqld.sock
 pid-file                  = $d/mysqld.pid
 log-error                 = $d/error.log
+# Its own: a starting mariadbd (and --wsrep-recover) deletes every #sql* file in its tmpdir, which in
+# a shared /tmp are the internal temporary tables of the other nodes' running statements.
+tmpdir                    = $d/tmp
 port                      = $(sql_port "$n")
 bind-address              = 127.0.0.1
 skip-name-resolve
@@ -130,7 +133,7 @@ wsrep_sst_method          = rsync
 wsrep_sst_receive_address = 127.0.0.1:$((SST_BASE + n))
 EOF
   mv "$d/my.cnf.tmp" "$d/my.cnf"
-  chown "$RUN_USER": "$d" "$d/data"
+  chown "$RUN_USER": "$d" "$d/data" "$d/tmp"
 }
 
 # First start ever: only node 1 gets system tables; nodes 2 and 3 start empty and receive a full SST.
@@ -270,8 +273,18 @@ wait_synced() { # node, expected cluster size
   fail_node "$n" "not Synced with cluster size $want after ${NODE_TIMEOUT}s (state='${state:-}', size='${size:-}'); run '$0 stop' to clean up"
 }
 
+# How node N caught up since its error.log was FROM bytes long: full SST, IST, or neither.
+transfer_kind() { # node, from
+  local since
+  since=$(tail -c +"$(($2 + 1))" "$(node_dir "$1")/error.log" 2>/dev/null || true)
+  if grep -aq 'rsync SST completed on joiner' <<<"$since"; then echo "a full SST (rsync)"
+  elif grep -aqE 'Receiving IST|IST received' <<<"$since"; then echo "IST"
+  else echo "no state transfer"; fi
+}
+
 start_node() { # node, mode (bootstrap|join)
-  local n=$1 pos args=()
+  local n=$1 pos args=() from
+  from=$(stat -c %s "$(node_dir "$n")/error.log" 2>/dev/null || echo 0)
   pos=$(recovered_position "$n")
   if [[ -n $pos ]]; then
     log "node $n: not shut down cleanly; recovered position $pos"
@@ -286,6 +299,7 @@ start_node() { # node, mode (bootstrap|join)
     launch "$n" "${args[@]}"
   fi
   wait_synced "$n" "$(running_count)"
+  if [[ $2 == join ]]; then log "node $n caught up by $(transfer_kind "$n" "$from")"; fi
 }
 
 # Any running node that is Synced in a primary component, or empty.
