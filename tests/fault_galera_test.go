@@ -328,12 +328,12 @@ func TestFaultGaleraNodeKilledAndRejoining(t *testing.T) {
 		}
 	}
 	v := per[victim]
-	t.Logf("Galera, %d clients (%d per node) for %s; node %d killed with SIGKILL at %s (dead by %s), started again at %s, Synced in a cluster of 3 at %s (%s after the restart began, %s after the kill), caught up by %s; the survivors reported a cluster of 2 at %s; first acknowledged write through node %d at %s (%s after the restart began)",
+	t.Logf("Galera, %d clients (%d per node) for %s; node %d killed with SIGKILL at %s (dead by %s), started again at %s, Synced in a cluster of 3 at %s (%s after the restart began, %s after the kill), caught up by %s; the survivors reported a cluster of 2 at %s; first acknowledged write through node %d at %s (%s after the restart began, %s after Synced)",
 		len(dsns)*faultGaleraPerNode, faultGaleraPerNode, elapsed.Round(time.Millisecond),
 		faultGaleraVictim, at(tl.kill), at(tl.killed), at(tl.restart), at(tl.synced),
 		tl.synced.Sub(tl.restart).Round(100*time.Millisecond), tl.synced.Sub(tl.kill).Round(100*time.Millisecond), transfer,
 		faultGaleraOptional(tl.survivorsSawTwo, at), faultGaleraVictim, faultGaleraOptional(v.firstAckAfterKill, at),
-		v.firstAckAfterKill.Sub(tl.restart).Round(100*time.Millisecond))
+		v.firstAckAfterKill.Sub(tl.restart).Round(100*time.Millisecond), v.firstAckAfterKill.Sub(tl.synced).Round(10*time.Millisecond))
 	t.Logf("history: %s; reads that failed (no call made): %d", r, unread)
 	t.Logf("longest time without an acknowledged write on the surviving nodes: %s", faultOutage(survivors).Round(time.Millisecond))
 	t.Logf("node %d's states as polled: %s", faultGaleraVictim, strings.Join(tl.states, ", "))
