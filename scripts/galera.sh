@@ -6,7 +6,8 @@
 #   scripts/galera.sh status   # one line per node; exit 0 only if all 3 are Synced in a cluster of size 3
 #   scripts/galera.sh env      # `export OPTLOCK_GALERA_DSNS=...` for eval "$(scripts/galera.sh env)"
 #
-#   scripts/galera.sh kill N   # kill -9 node N (by its pid file), as a crash would; `start` rejoins it
+#   scripts/galera.sh kill N   # kill -9 node N (by its pid file), as a crash would; `start` rejoins it:
+#                              # its position is recovered from InnoDB, so it catches up by IST
 #
 # Node N (1..3): SQL port 331N, gcomm 457N, IST 458N, rsync SST 459N, all on 127.0.0.1; each base is
 # overridable (OPTLOCK_GALERA_SQL_BASE=3310, ..._GCOMM_BASE=4570, ..._IST_BASE=4580, ..._SST_BASE=4590:
@@ -93,7 +94,7 @@ running_count() {
 write_config() { # node
   local n=$1 d
   d=$(node_dir "$n")
-  mkdir -p "$d/data"
+  mkdir -p "$d/data" "$d/tmp"
   cat >"$d/my.cnf.tmp" <<EOF
 # Written by scripts/galera.sh; rewritten on every start.
 [mysqld]
@@ -102,6 +103,9 @@ datadir                   = $d/data
 socket                    = $d/mysqld.sock
 pid-file                  = $d/mysqld.pid
 log-error                 = $d/error.log
+# Its own: a starting mariadbd (and --wsrep-recover) deletes every #sql* file in its tmpdir, which in
+# a shared /tmp are the internal temporary tables of the other nodes' running statements.
+tmpdir                    = $d/tmp
 port                      = $(sql_port "$n")
 bind-address              = 127.0.0.1
 skip-name-resolve
@@ -129,7 +133,7 @@ wsrep_sst_method          = rsync
 wsrep_sst_receive_address = 127.0.0.1:$((SST_BASE + n))
 EOF
   mv "$d/my.cnf.tmp" "$d/my.cnf"
-  chown "$RUN_USER": "$d" "$d/data"
+  chown "$RUN_USER": "$d" "$d/data" "$d/tmp"
 }
 
 # First start ever: only node 1 gets system tables; nodes 2 and 3 start empty and receive a full SST.
@@ -181,6 +185,23 @@ node_seqno() { # node
     seqno=$(grep -a 'WSREP: Recovered position:' "$d/recover.log" | tail -n1 | sed 's/.*://; s/[^0-9-]//g')
   fi
   echo "${seqno:--1}"
+}
+
+# The position (uuid:seqno) a node that was killed should start from, or nothing. After a crash
+# grastate.dat says seqno -1, and mariadbd started as is would ask for a full SST (rsync, with the
+# donor read-locked while it copies); Debian's systemd unit runs galera_recovery for this, and so do
+# we: --wsrep-recover reads the last committed position from InnoDB, and --wsrep-start-position
+# lets the node ask for an incremental state transfer (IST) of only what it missed.
+recovered_position() { # node
+  local d pos
+  d=$(node_dir "$1")
+  [[ -f $d/data/grastate.dat && -f $d/data/ibdata1 && ! -e $d/data/sst_in_progress ]] || return 0
+  grep -q '^seqno: *-1$' "$d/data/grastate.dat" || return 0 # shut down cleanly: grastate.dat has it
+  "$MARIADBD" --defaults-file="$(cnf "$1")" --wsrep-recover --disable-log-error 2>"$d/recover.log" </dev/null || true
+  pos=$(grep -a 'WSREP: Recovered position:' "$d/recover.log" | tail -n1 | sed 's/.*Recovered position: *//; s/[[:space:]]*$//')
+  if [[ $pos =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:[0-9]+$ ]]; then
+    echo "$pos"
+  fi
 }
 
 # Which node should bootstrap a cluster that is fully down: the one Galera marked safe_to_bootstrap
@@ -252,17 +273,33 @@ wait_synced() { # node, expected cluster size
   fail_node "$n" "not Synced with cluster size $want after ${NODE_TIMEOUT}s (state='${state:-}', size='${size:-}'); run '$0 stop' to clean up"
 }
 
+# How node N caught up since its error.log was FROM bytes long: full SST, IST, or neither.
+transfer_kind() { # node, from
+  local since
+  since=$(tail -c +"$(($2 + 1))" "$(node_dir "$1")/error.log" 2>/dev/null || true)
+  if grep -aq 'rsync SST completed on joiner' <<<"$since"; then echo "a full SST (rsync)"
+  elif grep -aqE 'Receiving IST|IST received' <<<"$since"; then echo "IST"
+  else echo "no state transfer"; fi
+}
+
 start_node() { # node, mode (bootstrap|join)
-  local n=$1
+  local n=$1 pos args=() from
+  from=$(stat -c %s "$(node_dir "$n")/error.log" 2>/dev/null || echo 0)
+  pos=$(recovered_position "$n")
+  if [[ -n $pos ]]; then
+    log "node $n: not shut down cleanly; recovered position $pos"
+    args+=(--wsrep-start-position="$pos")
+  fi
   if [[ $2 == bootstrap ]]; then
     log "bootstrapping a new primary component on node $n"
     mark_safe_to_bootstrap "$n"
-    launch "$n" --wsrep-new-cluster
+    launch "$n" --wsrep-new-cluster "${args[@]}"
   else
     log "starting node $n (joining)"
-    launch "$n"
+    launch "$n" "${args[@]}"
   fi
   wait_synced "$n" "$(running_count)"
+  if [[ $2 == join ]]; then log "node $n caught up by $(transfer_kind "$n" "$from")"; fi
 }
 
 # Any running node that is Synced in a primary component, or empty.

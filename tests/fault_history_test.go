@@ -74,11 +74,38 @@ type histOp struct {
 	Start, End time.Time
 }
 
+// histUnread is a call that never wrote because its read failed: nothing of it can be stored, so
+// the checker ignores it, but what the client saw is kept for the report.
+type histUnread struct {
+	Client int
+	Err    string
+	At     time.Time
+}
+
 // histLog collects the calls of many clients; safe for concurrent use.
 type histLog struct {
-	mu  sync.Mutex
-	ops []histOp
-	seq map[int]int
+	mu      sync.Mutex
+	ops     []histOp
+	unreads []histUnread
+	seq     map[int]int
+}
+
+// unread records a call of client whose read failed with err.
+func (h *histLog) unread(client int, err error) {
+	msg := "(no error)"
+	if err != nil {
+		msg = err.Error()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unreads = append(h.unreads, histUnread{Client: client, Err: msg, At: time.Now()})
+}
+
+// allUnread is every failed read recorded.
+func (h *histLog) allUnread() []histUnread {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]histUnread(nil), h.unreads...)
 }
 
 // token is a new token for client, unique in the log; it holds no comma.

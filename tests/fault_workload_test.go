@@ -194,12 +194,14 @@ func (c *faultClient) call(ctx context.Context, k faultKind) bool {
 			return optlock.UpdateEach(tx, &rows, "value", "trail").Error
 		})
 		if op.Writes == nil {
+			c.log.unread(c.id, err)
 			return false // never read
 		}
 	case faultCallerTx:
 		return c.callerTx(ctx, ids[0])
 	default:
 		if rows, err = faultReadRows(ctx, db, ids); err != nil {
+			c.log.unread(c.id, err)
 			return false
 		}
 		op.Writes = c.change(op.Token, rows)
@@ -266,6 +268,7 @@ func (c *faultClient) callerTx(ctx context.Context, stale uint) bool {
 		return optlock.UpdateSafely(tx, &rows[0], map[string]any{"value": rows[0].Value, "trail": rows[0].Trail}).Error
 	})
 	if staleOp.Writes == nil {
+		c.log.unread(c.id, err)
 		return false
 	}
 	staleOp.Outcome = faultOutcome(staleErr)
