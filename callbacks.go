@@ -576,6 +576,9 @@ func (p *Plugin) finish(db *gorm.DB) {
 		st.snapshot.restore(db.Statement.Context, st.spec) // nothing was written
 	}
 	db.Error = st.outcome(db)
+	if p.onTxAborted != nil && errors.Is(db.Error, ErrTxAborted) {
+		p.onTxAborted(db.Statement.Context, db.Statement.Table, db.Error)
+	}
 	if db.Statement.Result != nil {
 		db.Statement.Result.Error = db.Error
 	}

@@ -60,6 +60,8 @@ type Plugin struct {
 	bindVarLimit int
 	// onConflict, when set, is told of every conflict (OnConflict).
 	onConflict func(ctx context.Context, err *OptimisticLockError)
+	// onTxAborted, when set, is told of every write that ended the caller's transaction (OnTxAborted).
+	onTxAborted func(ctx context.Context, table string, err error)
 	// guardRequests are the Guard options, checked by Initialize into guards.
 	guardRequests []guardRequest
 	// guards maps each guarded model type to its lock field names (none: the default). Initialize

@@ -45,6 +45,9 @@ func Retry(ctx context.Context, fn func(ctx context.Context) error, opts ...Retr
 		if policy.onRetry != nil {
 			policy.onRetry(attempt+1, last)
 		}
+		if policy.onRetryCtx != nil {
+			policy.onRetryCtx(ctx, attempt+1, last)
+		}
 		timer := time.NewTimer(policy.delay(attempt))
 		select {
 		case <-ctx.Done():
@@ -69,6 +72,8 @@ type retryPolicy struct {
 	attempts  int
 	base, max time.Duration
 	onRetry   func(attempt int, err error)
+	// onRetryCtx is RetryNotifyContext's fn.
+	onRetryCtx func(ctx context.Context, attempt int, err error)
 }
 
 // delay is a random duration in [0, min(max, base·2^attempt)].
