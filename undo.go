@@ -74,15 +74,16 @@ func (p *Plugin) openUndo(db *gorm.DB, st *lockState, needsUndo bool) {
 	}
 }
 
-// txOwnerOf tells who opened the transaction the statement runs in, if any.
+// txOwnerOf tells who opened the transaction the statement runs in, if any. GORM's mark is only
+// asked for inside a transaction: InstanceGet formats its key, two allocations a write.
 func txOwnerOf(db *gorm.DB) txOwner {
+	if _, ok := db.Statement.ConnPool.(gorm.TxCommitter); !ok {
+		return noTx
+	}
 	if _, ok := db.InstanceGet(gormStartedTransaction); ok {
 		return gormsTx
 	}
-	if _, ok := db.Statement.ConnPool.(gorm.TxCommitter); ok {
-		return callersTx
-	}
-	return noTx
+	return callersTx
 }
 
 // inCallersTx reports whether the write runs inside the caller's own transaction.
