@@ -28,13 +28,13 @@ type dialect struct {
 }
 
 var dialects = []dialect{
-	{"sqlite", openSQLite},
-	{"postgres", sharedServer("pgx", "OPTLOCK_POSTGRES_DSN", testenv.PostgresDSN(), func(conn *sql.DB) gorm.Dialector {
+	{"sqlite", tracked("sqlite", openSQLite)},
+	{"postgres", tracked("postgres", sharedServer("pgx", "OPTLOCK_POSTGRES_DSN", testenv.PostgresDSN(), func(conn *sql.DB) gorm.Dialector {
 		return postgres.New(postgres.Config{Conn: conn})
-	})},
-	{"mysql", sharedServer("mysql", "OPTLOCK_MYSQL_DSN", testenv.MySQLDSN(), func(conn *sql.DB) gorm.Dialector {
+	}))},
+	{"mysql", tracked("mysql", sharedServer("mysql", "OPTLOCK_MYSQL_DSN", testenv.MySQLDSN(), func(conn *sql.DB) gorm.Dialector {
 		return mysql.New(mysql.Config{Conn: conn})
-	})},
+	}))},
 }
 
 func gormConfig() *gorm.Config {
