@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -60,7 +59,7 @@ func openSQLite(t testing.TB) (*gorm.DB, error) {
 }
 
 func openSQLiteFile(path string) (*gorm.DB, error) {
-	return gorm.Open(sqlite.Open(testenv.SQLiteDSN(path)), gormConfig())
+	return gorm.Open(sqliteOpen(sqliteDSN(path, 10000)), gormConfig())
 }
 
 // sharedServer shares one connection pool per server across the test binary; each test gets a

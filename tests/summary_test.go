@@ -51,23 +51,27 @@ func tracked(name string, open func(testing.TB) (*gorm.DB, error)) func(testing.
 	}
 }
 
-// line is the summary: "optlock tests: sqlite ran; postgres ran (127.0.0.1:5432/test); mysql skipped:
+// line is the summary: "optlock tests: sqlite (mattn driver) ran; postgres ran (127.0.0.1:5432/test); mysql skipped:
 // ...".
 func (s *dbSummary) line() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	parts := make([]string, 0, len(dialects))
 	for _, d := range dialects {
+		label := d.name
+		if d.name == "sqlite" {
+			label += " (" + sqliteDriver + " driver)"
+		}
 		err, failed := s.failed[d.name]
 		switch {
 		case failed && testenv.Required(d.name):
-			parts = append(parts, fmt.Sprintf("%s FAILED (required): %v", d.name, err))
+			parts = append(parts, fmt.Sprintf("%s FAILED (required): %v", label, err))
 		case failed:
-			parts = append(parts, fmt.Sprintf("%s skipped: %v", d.name, err))
+			parts = append(parts, fmt.Sprintf("%s skipped: %v", label, err))
 		case s.opened[d.name] > 0:
-			parts = append(parts, d.name+" ran"+where(d.name))
+			parts = append(parts, label+" ran"+where(d.name))
 		default:
-			parts = append(parts, d.name+" not used by the tests run")
+			parts = append(parts, label+" not used by the tests run")
 		}
 	}
 	return "optlock tests: " + strings.Join(parts, "; ")
