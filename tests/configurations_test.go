@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 
 	"github.com/go-optlock/optlock"
@@ -102,7 +101,7 @@ func openCaller(t *testing.T, d dialect, observer *gorm.DB, cfg *gorm.Config, ed
 	case "sqlite":
 		var file string
 		require.NoError(t, observer.Raw("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file).Error)
-		dialector = sqlite.Open(editDSN(testenv.SQLiteDSN(file)))
+		dialector = sqliteOpen(editDSN(sqliteDSN(file, 10000)))
 	case "postgres":
 		dialector = postgres.Open(editDSN(withPostgresParam(testenv.PostgresDSN(), "application_name", appName)))
 	case "mysql":

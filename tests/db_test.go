@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -28,13 +27,13 @@ type dialect struct {
 }
 
 var dialects = []dialect{
-	{"sqlite", openSQLite},
-	{"postgres", sharedServer("pgx", "OPTLOCK_POSTGRES_DSN", testenv.PostgresDSN(), func(conn *sql.DB) gorm.Dialector {
+	{"sqlite", tracked("sqlite", openSQLite)},
+	{"postgres", tracked("postgres", sharedServer("pgx", "OPTLOCK_POSTGRES_DSN", testenv.PostgresDSN(), func(conn *sql.DB) gorm.Dialector {
 		return postgres.New(postgres.Config{Conn: conn})
-	})},
-	{"mysql", sharedServer("mysql", "OPTLOCK_MYSQL_DSN", testenv.MySQLDSN(), func(conn *sql.DB) gorm.Dialector {
+	}))},
+	{"mysql", tracked("mysql", sharedServer("mysql", "OPTLOCK_MYSQL_DSN", testenv.MySQLDSN(), func(conn *sql.DB) gorm.Dialector {
 		return mysql.New(mysql.Config{Conn: conn})
-	})},
+	}))},
 }
 
 func gormConfig() *gorm.Config {
@@ -60,7 +59,7 @@ func openSQLite(t testing.TB) (*gorm.DB, error) {
 }
 
 func openSQLiteFile(path string) (*gorm.DB, error) {
-	return gorm.Open(sqlite.Open(testenv.SQLiteDSN(path)), gormConfig())
+	return gorm.Open(sqliteOpen(sqliteDSN(path, 10000)), gormConfig())
 }
 
 // sharedServer shares one connection pool per server across the test binary; each test gets a

@@ -6,11 +6,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 
 	"github.com/go-optlock/optlock"
-	"github.com/go-optlock/optlock/internal/testenv"
 )
 
 // renamedDialector is SQLite under another dialect's name, as a driver the plugin has no SQL for
@@ -29,7 +27,7 @@ func TestUnknownDialectIsRefused(t *testing.T) {
 	for _, name := range []string{"sqlserver", "sqlite3", "clickhouse", ""} {
 		t.Run(name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "renamed.db")
-			db, err := gorm.Open(renamedDialector{sqlite.Open(testenv.SQLiteDSN(file)), name}, gormConfig())
+			db, err := gorm.Open(renamedDialector{sqliteOpen(sqliteDSN(file, 10000)), name}, gormConfig())
 			require.NoError(t, err)
 			t.Cleanup(func() {
 				if conn, err := db.DB(); err == nil {

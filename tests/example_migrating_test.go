@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 	"gorm.io/plugin/optimisticlock"
@@ -52,7 +51,7 @@ func (r UserRepo) ResetAge(ctx context.Context, id uint) error {
 func Example_migratingFromOptimisticlock() {
 	dir, _ := os.MkdirTemp("", "optlock-example")
 	defer os.RemoveAll(dir)
-	db, _ := gorm.Open(sqlite.Open(filepath.Join(dir, "app.db")), &gorm.Config{Logger: logger.Discard})
+	db, _ := gorm.Open(sqliteOpen(filepath.Join(dir, "app.db")), &gorm.Config{Logger: logger.Discard})
 	defer func() { conn, _ := db.DB(); conn.Close() }()
 	// The one line that changes: register optlock and guard the model.
 	if err := db.Use(optlock.New(optlock.Guard(&User{}))); err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -68,8 +67,8 @@ type goldenDialect struct {
 var goldenDialects = []goldenDialect{
 	{
 		"sqlite",
-		func(conn *sql.DB) gorm.Dialector { return sqlite.New(sqlite.Config{Conn: conn}) },
-		func(t *testing.T) gorm.Dialector { return sqlite.Open(filepath.Join(t.TempDir(), "golden.db")) },
+		func(conn *sql.DB) gorm.Dialector { return sqliteOn(conn) },
+		func(t *testing.T) gorm.Dialector { return sqliteOpen(filepath.Join(t.TempDir(), "golden.db")) },
 	},
 	{
 		"postgres",

@@ -53,7 +53,7 @@ func TestGoldenFilesHaveCases(t *testing.T) {
 // same branch as the embedded SQLite (3.35 or later: UPDATE has a FROM clause, which the JSON join
 // needs).
 func TestGoldenSQLiteVersionBranch(t *testing.T) {
-	conn, err := sql.Open("sqlite3", filepath.Join(t.TempDir(), "version.db"))
+	conn, err := sql.Open(sqlDriverName, filepath.Join(t.TempDir(), "version.db"))
 	require.NoError(t, err)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 )
@@ -52,12 +51,7 @@ func inTransaction(ctx context.Context, conn *sql.Conn, dialect string) (bool, e
 		err := conn.QueryRowContext(ctx, "SELECT @@in_transaction").Scan(&open)
 		return open != 0, err
 	default:
-		var open bool
-		err := conn.Raw(func(driverConn any) error {
-			open = !driverConn.(*sqlite3.SQLiteConn).AutoCommit()
-			return nil
-		})
-		return open, err
+		return sqliteInTransaction(ctx, conn)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/plugin/dbresolver"
 
@@ -375,7 +374,7 @@ func routeWrites(t *testing.T, d dialect, c configured, cfg matrixConfig) config
 	var dialector gorm.Dialector
 	switch d.name {
 	case "sqlite":
-		dialector = &sqlite.Dialector{Conn: source.pool}
+		dialector = sqliteOn(source.pool)
 	case "postgres":
 		dialector = postgres.New(postgres.Config{Conn: source.pool})
 	case "mysql":

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 
 	"github.com/go-optlock/optlock"
@@ -61,7 +60,7 @@ func openMbtEnv(t *testing.T, d dialect) *mbtEnv {
 func (e *mbtEnv) driver() string {
 	switch e.name {
 	case "sqlite":
-		return "sqlite3"
+		return sqlDriverName
 	case "postgres":
 		return "pgx"
 	}
@@ -73,7 +72,7 @@ func (e *mbtEnv) driver() string {
 func (e *mbtEnv) dsn(app string, observer bool) string {
 	switch e.name {
 	case "sqlite":
-		return "file:" + filepath.Join(e.dir, app+".db") + "?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate"
+		return sqliteDSN(filepath.Join(e.dir, app+".db"), 5000)
 	case "postgres":
 		params := []string{"application_name=" + app}
 		if observer {
@@ -105,7 +104,7 @@ func withParams(dsn string, params []string) string {
 func (e *mbtEnv) dialector(conn *sql.DB) gorm.Dialector {
 	switch e.name {
 	case "sqlite":
-		return sqlite.New(sqlite.Config{Conn: conn})
+		return sqliteOn(conn)
 	case "postgres":
 		return postgres.New(postgres.Config{Conn: conn})
 	}
@@ -142,7 +141,7 @@ func (c *mbtCaller) open() {
 	c.handles = map[mbtPlugin]*gorm.DB{}
 	c.observer = c.env.observer
 	if c.env.name == "sqlite" {
-		obs, err := gorm.Open(sqlite.Open(c.env.dsn(c.app, true)), gormConfig())
+		obs, err := gorm.Open(sqliteOpen(c.env.dsn(c.app, true)), gormConfig())
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			if conn, err := obs.DB(); err == nil {

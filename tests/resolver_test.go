@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/plugin/dbresolver"
 
@@ -25,7 +24,7 @@ func elsewhere(t *testing.T, db *gorm.DB) *gorm.DB {
 	var dialector gorm.Dialector
 	switch db.Dialector.Name() {
 	case "sqlite":
-		dialector = sqlite.Open(testenv.SQLiteDSN(filepath.Join(t.TempDir(), "elsewhere.db")))
+		dialector = sqliteOpen(sqliteDSN(filepath.Join(t.TempDir(), "elsewhere.db"), 10000))
 	case "postgres":
 		require.NoError(t, db.Exec("CREATE SCHEMA IF NOT EXISTS core_elsewhere").Error)
 		dsn := testenv.PostgresDSN()

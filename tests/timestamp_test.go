@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 
 	"github.com/go-optlock/optlock"
@@ -170,8 +169,11 @@ func tail(out []byte, n int) string {
 // SQLite opened with _loc=auto reads timestamps in the local zone while NowFunc writes UTC: the texts
 // differ, the instants do not, and the lock compares instants.
 func TestTimestampSQLiteLocAutoWithUTCClock(t *testing.T) {
-	dsn := testenv.SQLiteDSN(filepath.Join(t.TempDir(), "locauto.db")) + "&_loc=auto"
-	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: gormConfig().Logger, NowFunc: func() time.Time { return time.Now().UTC() }})
+	if sqliteDriver != "mattn" {
+		t.Skipf("_loc is a DSN parameter of mattn/go-sqlite3; this binary's SQLite driver is %s", sqliteDriver)
+	}
+	dsn := sqliteDSN(filepath.Join(t.TempDir(), "locauto.db"), 10000) + "&_loc=auto"
+	db, err := gorm.Open(sqliteOpen(dsn), &gorm.Config{Logger: gormConfig().Logger, NowFunc: func() time.Time { return time.Now().UTC() }})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if conn, err := db.DB(); err == nil {

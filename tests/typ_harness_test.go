@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 
 	"github.com/go-optlock/optlock"
@@ -57,7 +56,7 @@ func openTyped(t *testing.T, d dialect, cfg *gorm.Config, dial func(dsn string) 
 				_ = conn.Close()
 			}
 		})
-		dialector = sqlite.Open(testenv.SQLiteDSN(path))
+		dialector = sqliteOpen(sqliteDSN(path, 10000))
 	case "postgres":
 		// An observer of its own: the shared pool's connections keep prepared plans of tables that
 		// other tests made with other column types ("cached plan must not change result type").

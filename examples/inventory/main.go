@@ -1,10 +1,11 @@
 // Command inventory is optlock's job in miniature: many concurrent buyers take items from a small
 // stock of products, on the same workload twice. First without a lock: each buyer reads the stock,
 // thinks, and writes back stock-1, and buyers who read the same stock erase each other's purchases.
-// Then with optlock: the write is checked, a stale one is refused (a conflict) and optlock.Retry
-// re-runs the purchase on the fresh stock, so every purchase is in the stock. A third phase restocks
-// every product in one checked statement with optlock.UpdateEach while the buyers keep buying. It
-// ends with a comparison: purchases recorded against stock removed, and what the retries cost.
+// Then with Product guarded by optlock (optlock.Guard): the same plain GORM write is checked, a stale
+// one is refused (a conflict) and optlock.Retry re-runs the purchase on the fresh stock, so every
+// purchase is in the stock. A third phase restocks every product in one checked statement with
+// optlock.UpdateEach while the buyers keep buying. It ends with a comparison: purchases recorded
+// against stock removed, and what the retries cost.
 //
 // The demo works in a table of its own, optlock_demo_products, and drops it at the end.
 //
@@ -55,10 +56,11 @@ type config struct {
 const usageText = `Usage: go run ./examples/inventory [flags]
 
 Concurrent buyers take items from a few products, on the same workload twice:
-first with a plain read-modify-write (no lock), then with optlock's checked
-write and optlock.Retry. Then a restocker writes every product in one checked
-statement (optlock.UpdateEach) while the buyers keep buying. It ends with a
-comparison: purchases recorded against stock removed, and what retries cost.
+first with a plain read-modify-write (no lock), then the same write with the
+product guarded by optlock (checked) and optlock.Retry. Then a restocker
+writes every product in one checked statement (optlock.UpdateEach) while the
+buyers keep buying. It ends with a comparison: purchases recorded against
+stock removed, and what retries cost.
 
 The demo works in a table of its own, optlock_demo_products: it creates it
 (replacing one an interrupted run left), touches no other table, and drops it

@@ -46,7 +46,7 @@ func printHeader(w io.Writer, cfg config, wl workload) {
 
 var phaseText = map[phase]string{
 	phaseNaive:   "read the stock, think, write stock-1 back",
-	phaseLocked:  "the same, the write checked, optlock.Retry",
+	phaseLocked:  "the same write, Product guarded: checked; optlock.Retry",
 	phaseRestock: "buying again, optlock.UpdateEach restocks",
 }
 

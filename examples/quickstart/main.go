@@ -1,4 +1,5 @@
-// Command quickstart shows optlock refusing a lost update, on an embedded SQLite database.
+// Command quickstart shows optlock refusing a lost update, on an embedded SQLite database. Product is
+// guarded (optlock.Guard): its writes are plain GORM calls, and every one of them is checked.
 //
 //	go run ./examples/quickstart
 package main
@@ -36,7 +37,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := db.Use(optlock.New()); err != nil {
+	// Once, after gorm.Open: every write of a Product is lock-aware from now on.
+	if err := db.Use(optlock.New(optlock.Guard(&Product{}))); err != nil {
 		log.Fatal(err)
 	}
 	if err := db.AutoMigrate(&Product{}); err != nil {
@@ -52,14 +54,14 @@ func main() {
 	db.First(&bob, "name = ?", "lamp")
 	fmt.Printf("alice and bob read: stock %d, version %d\n", alice.Stock, alice.Version)
 
-	// Alice sells 3. The UPDATE checks the version she read and advances it.
-	if err := optlock.UpdateSafely(db, &alice, map[string]any{"stock": alice.Stock - 3}).Error; err != nil {
+	// Alice sells 3: plain GORM. The UPDATE checks the version she read and advances it.
+	if err := db.Model(&alice).Update("stock", alice.Stock-3).Error; err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("alice sold 3: stock %d, version %d\n", alice.Stock, alice.Version)
 
 	// Bob sells 2 from his stale copy. Without a lock he would write stock 8 and lose Alice's sale.
-	err = optlock.UpdateSafely(db, &bob, map[string]any{"stock": bob.Stock - 2}).Error
+	err = db.Model(&bob).Update("stock", bob.Stock-2).Error
 	var conflict *optlock.OptimisticLockError
 	if errors.As(err, &conflict) {
 		fmt.Printf("bob's write refused: %v\n", err)
@@ -68,7 +70,7 @@ func main() {
 
 	// Bob re-reads and retries.
 	db.First(&bob, bob.ID)
-	if err := optlock.UpdateSafely(db, &bob, map[string]any{"stock": bob.Stock - 2}).Error; err != nil {
+	if err := db.Model(&bob).Update("stock", bob.Stock-2).Error; err != nil {
 		log.Fatal(err)
 	}
 	var stored Product
