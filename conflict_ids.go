@@ -59,7 +59,7 @@ func (p *Plugin) readConflicts(db *gorm.DB, st *lockState, pool gorm.ConnPool) e
 	found := make(map[any]storedRow)
 	for start := 0; start < rows; start += perQuery {
 		c := chunk{start, min(start+perQuery, rows)}
-		if err := readStoredRows(db, st, pool, c, filtered, found); err != nil {
+		if err := readStoredRows(db, st, pool, c, filtered, true, found); err != nil {
 			return err
 		}
 	}
@@ -101,8 +101,9 @@ func (r storedRow) current(spec *lockSpec) map[string]any {
 }
 
 // readStoredRows reads the rows of chunk c into found, keyed by rowKey; filtered, only those that no
-// longer hold what was read (sqliteDialect.comparesInSQL).
-func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, filtered bool, found map[any]storedRow) error {
+// longer hold what was read (sqliteDialect.comparesInSQL). locking asks, inside a transaction, for a
+// read of the latest committed rows (the dialect's lockingRead) rather than the transaction's snapshot.
+func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, filtered, locking bool, found map[any]storedRow) error {
 	q := sibling(db)
 	q.ConnPool = pool
 	q.Clauses = map[string]clause.Clause{}
@@ -130,7 +131,7 @@ func readStoredRows(db *gorm.DB, st *lockState, pool gorm.ConnPool, c chunk, fil
 		q.AddClause(clause.Where{Exprs: []clause.Expression{keysIn(st, c)}})
 		q.Build("SELECT", "FROM", "WHERE")
 	}
-	if _, inTx := q.ConnPool.(gorm.TxCommitter); inTx {
+	if _, inTx := q.ConnPool.(gorm.TxCommitter); inTx && locking {
 		q.SQL.WriteString(st.spec.dialect.lockingRead())
 	}
 

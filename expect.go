@@ -270,16 +270,20 @@ func (s *snapshot) setLocks(spec *lockSpec, values []any) {
 	copy(s.values[len(spec.keys):len(spec.keys)+len(spec.locks)], values)
 }
 
-// readStoredLocks reads the lone row's lock values as stored, on the pool the write was routed to
-// (outside GORM's transaction for the write: the write checks what was read, so the read needs no
-// lock), and reports whether the row exists (and is not soft-deleted).
+// readStoredLocks reads the lone row's lock values as stored, and reports whether the row exists
+// (and is not soft-deleted). It reads on the write's own connection, inside its transaction: a read on
+// another connection of the pool would wait forever on a pool whose every connection is held by such
+// a write (one connection, as SQLite is usually run). It takes no lock (no LOCK IN SHARE MODE, whose
+// shared lock the UPDATE would then have to upgrade, deadlocking two such writers): the write checks
+// the alternative it picks atomically, so a value read from an older snapshot is a conflict, never a
+// lost update. Inside the caller's PostgreSQL transaction it runs under a savepoint, so its failure
+// cannot abort that transaction.
 func (p *Plugin) readStoredLocks(db *gorm.DB, st *lockState) ([]lockValue, bool, error) {
-	pool := st.writePool
-	if pool == nil {
-		pool = db.Statement.ConnPool
-	}
 	found := make(map[any]storedRow)
-	if err := readStoredRows(db, st, pool, chunk{0, 1}, false, found); err != nil {
+	err, undoErr := p.readUnderSavepoint(db, st.spec.dialect, st.inCallersTx(), "", func() error {
+		return readStoredRows(db, st, db.Statement.ConnPool, chunk{0, 1}, false, false, found)
+	})
+	if err = joinCauses(err, undoErr); err != nil {
 		return nil, false, err
 	}
 	stored, ok := found[st.snapshot.mapKey(st.spec, 0)]
