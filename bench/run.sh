@@ -7,7 +7,8 @@
 # pattern is go test's -bench regular expression: ./run.sh 9 2s Conflict runs only BenchmarkConflict.
 #
 # Databases: SQLite in a temporary directory; PostgreSQL and MariaDB/MySQL at OPTLOCK_POSTGRES_DSN and
-# OPTLOCK_MYSQL_DSN (the tests' defaults when unset). Output: results/raw.txt and results/report.md.
+# OPTLOCK_MYSQL_DSN (the tests' defaults when unset). Output: results/raw.txt, results/report.md and, when
+# BenchmarkBulk ran, results/bulk-ratios.svg (its time ratio to the unchecked floor against N, per database).
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${1:-5}
@@ -24,6 +25,6 @@ done
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
   echo "$(go version | cut -d' ' -f3), $rounds interleaved rounds, -benchtime $benchtime, -bench '$pattern'; medians."
   echo
-  go run ./report < results/raw.txt
+  go run ./report -svg results/bulk-ratios.svg < results/raw.txt
 } > results/report.md
-echo "results/report.md written" >&2
+echo "results/report.md written (and results/bulk-ratios.svg when BenchmarkBulk ran)" >&2

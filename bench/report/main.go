@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -22,6 +23,8 @@ var baselines = map[string]string{
 type sample map[string][]float64 // unit -> values over rounds
 
 func main() {
+	svgPath := flag.String("svg", "", "also draw BenchmarkBulk's ratio to the unchecked floor against N, per database, into this SVG file")
+	flag.Parse()
 	samples := map[string]sample{}
 	var order []string
 	in := bufio.NewScanner(os.Stdin)
@@ -107,6 +110,28 @@ func main() {
 		fmt.Println()
 	}
 	eachTable(eachGroups, samples)
+	if *svgPath != "" {
+		if err := writePlotFile(*svgPath, samples); err != nil {
+			fmt.Fprintln(os.Stderr, "report:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// writePlotFile writes the bulk plot to path, when the samples hold BenchmarkBulk.
+func writePlotFile(path string, samples map[string]sample) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	drawn, err := writeBulkPlot(f, samples)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && !drawn {
+		err = os.Remove(path) // no BenchmarkBulk in this run: no plot
+	}
+	return err
 }
 
 // The variants of BenchmarkEach: (a), (b), (c) and the paired conflict/success calls of (d).
