@@ -106,12 +106,18 @@ type stateKey struct{ stmt *gorm.Statement }
 
 // requested reports whether the statement is lock-checked, and with which field names. A request
 // copied from another statement (GORM's association saving copies settings) does not count.
+//
+// Each key is passed as a constant: a string variable would be boxed into an interface, one allocation
+// per statement the plugin sees.
 func requested(db *gorm.DB) ([]string, bool) {
-	for _, key := range [...]string{settingFields, settingSafely} {
-		if v, ok := db.Statement.Settings.Load(key); ok {
-			if r, ok := v.(lockRequest); ok && r.stmt == db.Statement {
-				return r.fields, true
-			}
+	if v, ok := db.Statement.Settings.Load(settingFields); ok {
+		if r, ok := v.(lockRequest); ok && r.stmt == db.Statement {
+			return r.fields, true
+		}
+	}
+	if v, ok := db.Statement.Settings.Load(settingSafely); ok {
+		if r, ok := v.(lockRequest); ok && r.stmt == db.Statement {
+			return r.fields, true
 		}
 	}
 	return nil, false

@@ -224,7 +224,7 @@ func (lf lockField) advanceBlind(dialect sqlDialect, table string, now time.Time
 	switch lf.kind {
 	case counterLock:
 		if table == "" {
-			return lf.increment.Value.(clause.Expr)
+			return lf.increment.Value.(clause.Expression)
 		}
 		return clause.Expr{SQL: "COALESCE(?, 0) + 1", Vars: []any{col}}
 	case unixLock:
