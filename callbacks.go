@@ -310,7 +310,7 @@ func (p *Plugin) build(db *gorm.DB) {
 		st.next[j] = st.snapshot.nextValue(st.spec, j, now)
 		set = append(set, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: st.next[j]})
 	}
-	stmt.AddClause(set)
+	setClause(stmt, set)
 	st.chunks = p.planChunks(db, st)
 	last := len(st.chunks) - 1
 	if !db.DryRun {
@@ -332,7 +332,9 @@ func (p *Plugin) build(db *gorm.DB) {
 // For a slice it is shown only the first row, and the values are then set on the others here:
 // otherwise GORM would build, and the plugin throw away, a key list costing several allocations a row.
 func convertToAssignments(stmt *gorm.Statement, st *lockState) clause.Set {
-	whereLen := whereExprCount(stmt)
+	// The WHERE clause as it was: GORM's MergeClause appends to a copy, so putting it back drops what
+	// GORM added without building a new clause.
+	where, hadWhere := stmt.Clauses["WHERE"]
 	rows := st.snapshot.rows
 	whole := stmt.ReflectValue
 	if len(rows) > 1 {
@@ -340,7 +342,7 @@ func convertToAssignments(stmt *gorm.Statement, st *lockState) clause.Set {
 	}
 	set := callbacks.ConvertToAssignments(stmt)
 	stmt.ReflectValue = whole
-	truncateWhere(stmt, whereLen)
+	restoreClause(stmt, "WHERE", hadWhere, where)
 	if len(rows) > 1 && whole.CanAddr() {
 		for _, a := range set {
 			if f := stmt.Schema.LookUpField(a.Column.Name); f != nil {
@@ -351,6 +353,14 @@ func convertToAssignments(stmt *gorm.Statement, st *lockState) clause.Set {
 		}
 	}
 	return set
+}
+
+// setClause makes set the statement's SET clause. Unlike AddClause it does not copy set, which must
+// be the plugin's own (a copy of the caller's clause, or the one ConvertToAssignments returned).
+func setClause(stmt *gorm.Statement, set clause.Set) {
+	c := stmt.Clauses["SET"]
+	c.Name, c.Expression = "SET", set
+	stmt.Clauses["SET"] = c
 }
 
 func existingSet(stmt *gorm.Statement) (clause.Set, bool) {
@@ -369,18 +379,6 @@ func whereExprCount(stmt *gorm.Statement) int {
 		}
 	}
 	return 0
-}
-
-func truncateWhere(stmt *gorm.Statement, n int) {
-	c, ok := stmt.Clauses["WHERE"]
-	if !ok {
-		return
-	}
-	if where, ok := c.Expression.(clause.Where); ok && len(where.Exprs) > n {
-		where.Exprs = where.Exprs[:n]
-		c.Expression = where
-		stmt.Clauses["WHERE"] = c
-	}
 }
 
 // withoutLockColumns drops assignments to lock columns (Save and struct values carry the old ones),

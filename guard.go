@@ -213,7 +213,7 @@ func (p *Plugin) buildAdvance(db *gorm.DB, st *lockState) {
 	for _, lf := range st.spec.locks {
 		set = append(set, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: lf.advanceBlind(st.spec.dialect, "", now)})
 	}
-	stmt.AddClause(set)
+	setClause(stmt, set)
 }
 
 // advanceBlind is the new value of a lock column on a row whose old value the plugin never saw:
