@@ -63,6 +63,8 @@ type lockState struct {
 	// a *gorm.DB kept and reused (db.Scopes(...) in a repository) must not carry one call's
 	// predicate into the next.
 	before savedClauses
+	// one holds the snapshot, chunk and next values of a write of one row (snapshot.go).
+	one oneRow
 }
 
 // savedClauses is a copy of a statement's WHERE, SET and FROM clauses, of the mark that switches off
@@ -195,7 +197,12 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		}
 		binding = p.timeBindingOf(stmt, routed)
 	}
-	snap, err := takeSnapshot(stmt.Context, spec, stmt.ReflectValue, binding)
+	if st == nil {
+		st = &lockState{writePool: stmt.ConnPool}
+		stmt.Settings.Store(stateKey{stmt}, st)
+	}
+	// The snapshot of one row is taken into the state (st.one); it counts once st.snapshot is set.
+	snap, err := takeSnapshot(stmt.Context, spec, stmt.ReflectValue, binding, &st.one)
 	if err != nil {
 		_ = db.AddError(err)
 		return
@@ -203,10 +210,6 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	if len(snap.rows) == 0 {
 		_ = db.AddError(invalidf("the model holds no rows: pass the rows you read"))
 		return
-	}
-	if st == nil {
-		st = &lockState{writePool: stmt.ConnPool}
-		stmt.Settings.Store(stateKey{stmt}, st)
 	}
 	st.op, st.spec, st.snapshot = op, spec, snap
 	st.tx.owner = txOwnerOf(db)
@@ -415,7 +418,7 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 			return
 		}
 	}
-	st.chunks = []chunk{{0, rows}}
+	st.chunks = append(st.one.chunks[:0], chunk{0, rows})
 	st.hasConditions = whereExprCount(stmt) > 0
 	addCheck(stmt, st.chunkPredicate(st.chunks[0]))
 }
