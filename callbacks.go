@@ -55,6 +55,9 @@ type lockState struct {
 	// chunks are the row ranges written by separate statements (one, unless the rows need more
 	// bind parameters than one statement takes); the last is GORM's own UPDATE.
 	chunks []chunk
+	// pred is the lock predicate of the statement's own UPDATE or DELETE (its last chunk), which its
+	// WHERE clause holds by address until finish puts the caller's clause back.
+	pred lockPredicate
 	// sortedValues is snapshot.values with the rows in key order, for a write split into chunks.
 	sortedValues []any
 	// earlierWritten counts the rows the plugin's own statements wrote for the earlier chunks.
@@ -325,7 +328,8 @@ func (p *Plugin) build(db *gorm.DB) {
 			st.earlierWritten += written
 		}
 	}
-	addUpdatePredicate(stmt, st.chunkPredicate(st.chunks[last]))
+	st.pred = st.chunkPredicate(st.chunks[last])
+	addUpdatePredicate(stmt, &st.pred)
 	// AfterUpdate hooks see the advanced lock fields; finish puts the rows back if the write fails.
 	st.snapshot.advance(stmt.Context, st.spec, st.next)
 }
@@ -420,7 +424,8 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 	}
 	st.chunks = append(st.one.chunks[:0], chunk{0, rows})
 	st.hasConditions = whereExprCount(stmt) > 0
-	addCheck(stmt, st.chunkPredicate(st.chunks[0]))
+	st.pred = st.chunkPredicate(st.chunks[0])
+	addCheck(stmt, &st.pred)
 }
 
 // check judges the write inside the transaction: fewer rows than given means a conflict, which

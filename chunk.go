@@ -72,7 +72,8 @@ func execChunk(db *gorm.DB, st *lockState, c chunk) (int64, error) {
 			s.AddClause(modifier)
 		}
 	}
-	addUpdatePredicate(s, st.chunkPredicate(c))
+	pred := st.chunkPredicate(c)
+	addUpdatePredicate(s, &pred)
 	s.Build(stmt.BuildClauses...)
 	return execBuilt(db, s)
 }
