@@ -55,6 +55,9 @@ type lockState struct {
 	// chunks are the row ranges written by separate statements (one, unless the rows need more
 	// bind parameters than one statement takes); the last is GORM's own UPDATE.
 	chunks []chunk
+	// pred is the lock predicate of the statement's own UPDATE or DELETE (its last chunk), which its
+	// WHERE clause holds by address until finish puts the caller's clause back.
+	pred lockPredicate
 	// sortedValues is snapshot.values with the rows in key order, for a write split into chunks.
 	sortedValues []any
 	// earlierWritten counts the rows the plugin's own statements wrote for the earlier chunks.
@@ -63,6 +66,8 @@ type lockState struct {
 	// a *gorm.DB kept and reused (db.Scopes(...) in a repository) must not carry one call's
 	// predicate into the next.
 	before savedClauses
+	// one holds the snapshot, chunk and next values of a write of one row (snapshot.go).
+	one oneRow
 }
 
 // savedClauses is a copy of a statement's WHERE, SET and FROM clauses, of the mark that switches off
@@ -106,12 +111,18 @@ type stateKey struct{ stmt *gorm.Statement }
 
 // requested reports whether the statement is lock-checked, and with which field names. A request
 // copied from another statement (GORM's association saving copies settings) does not count.
+//
+// Each key is passed as a constant: a string variable would be boxed into an interface, one allocation
+// per statement the plugin sees.
 func requested(db *gorm.DB) ([]string, bool) {
-	for _, key := range [...]string{settingFields, settingSafely} {
-		if v, ok := db.Statement.Settings.Load(key); ok {
-			if r, ok := v.(lockRequest); ok && r.stmt == db.Statement {
-				return r.fields, true
-			}
+	if v, ok := db.Statement.Settings.Load(settingFields); ok {
+		if r, ok := v.(lockRequest); ok && r.stmt == db.Statement {
+			return r.fields, true
+		}
+	}
+	if v, ok := db.Statement.Settings.Load(settingSafely); ok {
+		if r, ok := v.(lockRequest); ok && r.stmt == db.Statement {
+			return r.fields, true
 		}
 	}
 	return nil, false
@@ -189,7 +200,12 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 		}
 		binding = p.timeBindingOf(stmt, routed)
 	}
-	snap, err := takeSnapshot(stmt.Context, spec, stmt.ReflectValue, binding)
+	if st == nil {
+		st = &lockState{writePool: stmt.ConnPool}
+		stmt.Settings.Store(stateKey{stmt}, st)
+	}
+	// The snapshot of one row is taken into the state (st.one); it counts once st.snapshot is set.
+	snap, err := takeSnapshot(stmt.Context, spec, stmt.ReflectValue, binding, &st.one)
 	if err != nil {
 		_ = db.AddError(err)
 		return
@@ -197,10 +213,6 @@ func (p *Plugin) prepareFor(db *gorm.DB, op operation) {
 	if len(snap.rows) == 0 {
 		_ = db.AddError(invalidf("the model holds no rows: pass the rows you read"))
 		return
-	}
-	if st == nil {
-		st = &lockState{writePool: stmt.ConnPool}
-		stmt.Settings.Store(stateKey{stmt}, st)
 	}
 	st.op, st.spec, st.snapshot = op, spec, snap
 	st.tx.owner = txOwnerOf(db)
@@ -304,7 +316,7 @@ func (p *Plugin) build(db *gorm.DB) {
 		st.next[j] = st.snapshot.nextValue(st.spec, j, now)
 		set = append(set, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: st.next[j]})
 	}
-	stmt.AddClause(set)
+	setClause(stmt, set)
 	st.chunks = p.planChunks(db, st)
 	last := len(st.chunks) - 1
 	if !db.DryRun {
@@ -316,7 +328,8 @@ func (p *Plugin) build(db *gorm.DB) {
 			st.earlierWritten += written
 		}
 	}
-	addUpdatePredicate(stmt, st.chunkPredicate(st.chunks[last]))
+	st.pred = st.chunkPredicate(st.chunks[last])
+	addUpdatePredicate(stmt, &st.pred)
 	// AfterUpdate hooks see the advanced lock fields; finish puts the rows back if the write fails.
 	st.snapshot.advance(stmt.Context, st.spec, st.next)
 }
@@ -326,7 +339,9 @@ func (p *Plugin) build(db *gorm.DB) {
 // For a slice it is shown only the first row, and the values are then set on the others here:
 // otherwise GORM would build, and the plugin throw away, a key list costing several allocations a row.
 func convertToAssignments(stmt *gorm.Statement, st *lockState) clause.Set {
-	whereLen := whereExprCount(stmt)
+	// The WHERE clause as it was: GORM's MergeClause appends to a copy, so putting it back drops what
+	// GORM added without building a new clause.
+	where, hadWhere := stmt.Clauses["WHERE"]
 	rows := st.snapshot.rows
 	whole := stmt.ReflectValue
 	if len(rows) > 1 {
@@ -334,7 +349,7 @@ func convertToAssignments(stmt *gorm.Statement, st *lockState) clause.Set {
 	}
 	set := callbacks.ConvertToAssignments(stmt)
 	stmt.ReflectValue = whole
-	truncateWhere(stmt, whereLen)
+	restoreClause(stmt, "WHERE", hadWhere, where)
 	if len(rows) > 1 && whole.CanAddr() {
 		for _, a := range set {
 			if f := stmt.Schema.LookUpField(a.Column.Name); f != nil {
@@ -345,6 +360,14 @@ func convertToAssignments(stmt *gorm.Statement, st *lockState) clause.Set {
 		}
 	}
 	return set
+}
+
+// setClause makes set the statement's SET clause. Unlike AddClause it does not copy set, which must
+// be the plugin's own (a copy of the caller's clause, or the one ConvertToAssignments returned).
+func setClause(stmt *gorm.Statement, set clause.Set) {
+	c := stmt.Clauses["SET"]
+	c.Name, c.Expression = "SET", set
+	stmt.Clauses["SET"] = c
 }
 
 func existingSet(stmt *gorm.Statement) (clause.Set, bool) {
@@ -363,18 +386,6 @@ func whereExprCount(stmt *gorm.Statement) int {
 		}
 	}
 	return 0
-}
-
-func truncateWhere(stmt *gorm.Statement, n int) {
-	c, ok := stmt.Clauses["WHERE"]
-	if !ok {
-		return
-	}
-	if where, ok := c.Expression.(clause.Where); ok && len(where.Exprs) > n {
-		where.Exprs = where.Exprs[:n]
-		c.Expression = where
-		stmt.Clauses["WHERE"] = c
-	}
 }
 
 // withoutLockColumns drops assignments to lock columns (Save and struct values carry the old ones),
@@ -411,9 +422,10 @@ func (p *Plugin) buildDelete(db *gorm.DB, st *lockState) {
 			return
 		}
 	}
-	st.chunks = []chunk{{0, rows}}
+	st.chunks = append(st.one.chunks[:0], chunk{0, rows})
 	st.hasConditions = whereExprCount(stmt) > 0
-	addCheck(stmt, st.chunkPredicate(st.chunks[0]))
+	st.pred = st.chunkPredicate(st.chunks[0])
+	addCheck(stmt, &st.pred)
 }
 
 // check judges the write inside the transaction: fewer rows than given means a conflict, which

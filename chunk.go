@@ -37,7 +37,7 @@ func (p *Plugin) planChunks(db *gorm.DB, st *lockState) []chunk {
 	rows := len(st.snapshot.rows)
 	whole := lockPredicate{spec: st.spec, values: st.snapshot.values, lockInKeyOrder: true}
 	if whole.bindsConstant() {
-		return []chunk{{0, rows}}
+		return append(st.one.chunks[:0], chunk{0, rows}) // in the state's own room
 	}
 	width := st.spec.paramsPerRow()
 	limit := p.bindVarLimitFor(st.spec.dialect)
@@ -45,7 +45,10 @@ func (p *Plugin) planChunks(db *gorm.DB, st *lockState) []chunk {
 	if rows*width > limit/2 {
 		perChunk = max(1, (limit-boundVars(db.Statement))/width)
 	}
-	chunks := make([]chunk, 0, (rows+perChunk-1)/perChunk)
+	chunks := st.one.chunks[:0] // one chunk fits in the state's own room
+	if perChunk < rows {
+		chunks = make([]chunk, 0, (rows+perChunk-1)/perChunk)
+	}
 	for start := 0; start < rows; start += perChunk {
 		chunks = append(chunks, chunk{start, min(start+perChunk, rows)})
 	}
@@ -69,7 +72,8 @@ func execChunk(db *gorm.DB, st *lockState, c chunk) (int64, error) {
 			s.AddClause(modifier)
 		}
 	}
-	addUpdatePredicate(s, st.chunkPredicate(c))
+	pred := st.chunkPredicate(c)
+	addUpdatePredicate(s, &pred)
 	s.Build(stmt.BuildClauses...)
 	return execBuilt(db, s)
 }

@@ -1,6 +1,8 @@
 package optlock
 
 import (
+	"reflect"
+
 	"gorm.io/gorm"
 )
 
@@ -27,9 +29,9 @@ func (p *Plugin) startLocks(db *gorm.DB) {
 		v, named := selected[column]
 		return named && v || !named && !restricted
 	}
-	for _, row := range modelRows(stmt.ReflectValue) {
+	start := func(row reflect.Value) {
 		if !row.CanAddr() {
-			continue
+			return
 		}
 		for _, lf := range guard.locks {
 			if lf.kind != counterLock || !inserted(lf.field.DBName) {
@@ -40,5 +42,12 @@ func (p *Plugin) startLocks(db *gorm.DB) {
 				setLockValue(field, int64(1))
 			}
 		}
+	}
+	if stmt.ReflectValue.Kind() == reflect.Struct {
+		start(stmt.ReflectValue) // one row: modelRows would allocate a list for it
+		return
+	}
+	for _, row := range modelRows(stmt.ReflectValue) {
+		start(row)
 	}
 }

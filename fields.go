@@ -67,7 +67,13 @@ type lockSpec struct {
 	// stored are the table's column types as the database has them (storedColumns); nil when they
 	// could not be read.
 	stored *tableColumns
+	// columns holds the key columns then the lock columns, each a clause.Column already in an
+	// interface: WriteQuoted takes an interface, and boxing the column on every write would allocate.
+	columns []any
 }
+
+// quotedColumn returns column i of a row (keys first, then lock fields) for WriteQuoted.
+func (s *lockSpec) quotedColumn(i int) any { return s.columns[i] }
 
 // hasWallClock reports whether a lock column stores a wall clock (a PostgreSQL timestamp without time
 // zone), whose snapshot needs to know how the pool binds a time.
@@ -145,6 +151,12 @@ func (p *Plugin) lockSpec(stmt *gorm.Statement, names []string) (*lockSpec, erro
 			}
 		}
 	}
+	for _, k := range spec.keys {
+		spec.columns = append(spec.columns, clause.Column{Name: k.field.DBName})
+	}
+	for _, l := range spec.locks {
+		spec.columns = append(spec.columns, clause.Column{Name: l.field.DBName})
+	}
 	if columns == nil && d.columnReader() != nil {
 		return spec, nil // not cached: the types are read again on the next write
 	}
@@ -218,7 +230,7 @@ func newLockField(stmt *gorm.Statement, f *schema.Field, columns *tableColumns) 
 		}
 		// COALESCE: a NULL version (a column added to a table that had rows) advances to 1, as 0 would.
 		col := clause.Column{Name: f.DBName}
-		return lockField{field: f, kind: counterLock, increment: clause.Assignment{Column: col, Value: clause.Expr{SQL: "COALESCE(?, 0) + 1", Vars: []any{col}}}}, nil
+		return lockField{field: f, kind: counterLock, increment: clause.Assignment{Column: col, Value: incremented{column: col}}}, nil
 	case timestamp:
 		return newTimeLockField(stmt, f, columns), nil
 	}
@@ -271,4 +283,16 @@ func pow10(n int) int64 {
 		v *= 10
 	}
 	return v
+}
+
+// incremented is the value "COALESCE(col, 0) + 1" of a counter lock, as
+// clause.Expr{SQL: "COALESCE(?, 0) + 1", Vars: []any{col}} writes it, without the allocation GORM's
+// Expr.Build makes for each of its variables.
+type incremented struct{ column any }
+
+// Build implements clause.Expression.
+func (e incremented) Build(b clause.Builder) {
+	b.WriteString("COALESCE(")
+	b.WriteQuoted(e.column)
+	b.WriteString(", 0) + 1")
 }

@@ -1,5 +1,12 @@
 package optlock
 
+import (
+	"reflect"
+	"strconv"
+
+	"gorm.io/gorm"
+)
+
 // What the plugin relies on in GORM beyond its documented API, in one place: each has a test in
 // gormcompat_test.go that fails if a GORM upgrade changes it. The plugin is built and tested against
 // the GORM version in go.mod.
@@ -10,7 +17,9 @@ package optlock
 //     gorm:after_delete, gorm:create, gorm:after_create), and by gormBeginTransaction and
 //     gormCommitOrRollback, which gorm.Config.SkipDefaultTransaction leaves unregistered.
 //   - gormStartedTransaction: the instance key with which GORM's begin_transaction tells that it
-//     opened the transaction the statement runs in (not the caller).
+//     opened the transaction the statement runs in (not the caller); InstanceSet stores it in
+//     Statement.Settings under the statement's address formatted with %p, then the key
+//     (gormStartedTx reads it there).
 //   - softDeleteMark and officialLockMark: the clause names with which GORM's soft delete and
 //     gorm.io/plugin/optimisticlock mark a statement they have handled.
 //   - gorm:update refuses a statement without a WHERE clause (ErrMissingWhereClause), whatever its SQL
@@ -43,3 +52,21 @@ const softDeleteMark = "soft_delete_enabled"
 // that type, guarded or lock-checked here, is not checked twice (the type's own check would compare
 // the already advanced version and refuse every write).
 const officialLockMark = "version_enabled"
+
+// gormStartedTx reports whether GORM's begin_transaction opened the transaction stmt runs in: what
+// stmt.DB.InstanceGet(gormStartedTransaction) reports, without the two allocations InstanceGet makes
+// formatting its key on every call. The key, fmt.Sprintf("%p", stmt) + gormStartedTransaction, is
+// written into a buffer on the stack and looked for among the statement's few settings.
+func gormStartedTx(stmt *gorm.Statement) bool {
+	var buf [64]byte
+	key := append(buf[:0], "0x"...)
+	key = strconv.AppendUint(key, uint64(reflect.ValueOf(stmt).Pointer()), 16)
+	key = append(key, gormStartedTransaction...)
+	found := false
+	stmt.Settings.Range(func(k, _ any) bool {
+		s, ok := k.(string)
+		found = ok && s == string(key)
+		return !found
+	})
+	return found
+}

@@ -96,6 +96,7 @@ func TestGORMTellsTheTransactionItStarted(t *testing.T) {
 			var started []bool
 			seeUpdate(t, db, func(db *gorm.DB) {
 				_, ok := db.InstanceGet(gormStartedTransaction)
+				assert.Equal(t, ok, gormStartedTx(db.Statement), "gormStartedTx disagrees with InstanceGet")
 				started = append(started, ok)
 			})
 			owner := compatOwner{Name: "a"}

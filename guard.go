@@ -213,7 +213,7 @@ func (p *Plugin) buildAdvance(db *gorm.DB, st *lockState) {
 	for _, lf := range st.spec.locks {
 		set = append(set, clause.Assignment{Column: clause.Column{Name: lf.field.DBName}, Value: lf.advanceBlind(st.spec.dialect, "", now)})
 	}
-	stmt.AddClause(set)
+	setClause(stmt, set)
 }
 
 // advanceBlind is the new value of a lock column on a row whose old value the plugin never saw:
@@ -224,7 +224,7 @@ func (lf lockField) advanceBlind(dialect sqlDialect, table string, now time.Time
 	switch lf.kind {
 	case counterLock:
 		if table == "" {
-			return lf.increment.Value.(clause.Expr)
+			return lf.increment.Value.(clause.Expression)
 		}
 		return clause.Expr{SQL: "COALESCE(?, 0) + 1", Vars: []any{col}}
 	case unixLock:

@@ -153,7 +153,7 @@ func (p lockPredicate) buildOne(b clause.Builder) {
 
 // writeColumn writes column i; a lock column as writeLockColumn writes it.
 func (p lockPredicate) writeColumn(b clause.Builder, i int, nullable bool) {
-	col := clause.Column{Name: p.column(i).DBName}
+	col := p.spec.quotedColumn(i)
 	if i < len(p.spec.keys) {
 		b.WriteQuoted(col)
 		return
@@ -163,9 +163,9 @@ func (p lockPredicate) writeColumn(b clause.Builder, i int, nullable bool) {
 
 // writeLockColumn writes lock column col as it is compared: as COALESCE(col, zero) when a row may
 // store its zero value as NULL, and a timestamp as the dialect compares instants (SQLite's
-// julianday()). (With COALESCE, MySQL no longer reads the rows by a primary-key range: only calls
+// julianday()). col is the clause.Column, in an interface (lockSpec.quotedColumn). (With COALESCE, MySQL no longer reads the rows by a primary-key range: only calls
 // that hold zero lock values pay for that.)
-func writeLockColumn(b clause.Builder, d sqlDialect, lf lockField, col clause.Column, nullable bool) {
+func writeLockColumn(b clause.Builder, d sqlDialect, lf lockField, col any, nullable bool) {
 	open, closing := d.instant(lf)
 	b.WriteString(open)
 	if nullable {

@@ -23,16 +23,37 @@ type snapshot struct {
 	shared []reflect.Value
 }
 
+// oneRowValues is how many key and lock values oneRow holds: two keys and two locks, or fewer.
+const oneRowValues = 4
+
+// oneRow is the room a write of one row needs for its snapshot and its chunk, kept inside the
+// lockState so that the state, the snapshot and the chunk are one allocation. It lives as long as the
+// state, which finish removes from the statement: nothing of it is kept past the call.
+type oneRow struct {
+	snap      snapshot
+	rows      [1]reflect.Value
+	originals [1]reflect.Value
+	values    [oneRowValues]any
+	chunks    [1]chunk
+}
+
 // takeSnapshot reads the rows of a struct or slice model. It refuses a row without a primary key and
 // two rows with the same key, which could only be written once. binding is how the write's pool binds
-// a time to a timestamp without time zone (wall-clock locks only).
-func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value, binding timeBinding) (*snapshot, error) {
-	rows, err := structRows(model)
+// a time to a timestamp without time zone (wall-clock locks only). The snapshot of one row is taken
+// into room (a write of more rows allocates its own).
+func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value, binding timeBinding, room *oneRow) (*snapshot, error) {
+	rows, err := structRows(model, room.rows[:0])
 	if err != nil {
 		return nil, err
 	}
 	width := len(spec.keys) + len(spec.locks)
-	s := &snapshot{rows: rows, values: make([]any, 0, len(rows)*width)}
+	var s *snapshot
+	if len(rows) == 1 && width <= len(room.values) {
+		room.snap = snapshot{rows: rows, values: room.values[:0]}
+		s = &room.snap
+	} else {
+		s = &snapshot{rows: rows, values: make([]any, 0, len(rows)*width)}
+	}
 	// Rows with one integer key, as read in key order, are told apart by their order alone; the map
 	// of keys seen is built only for rows out of that order.
 	var seen map[any]int
@@ -79,7 +100,12 @@ func takeSnapshot(ctx context.Context, spec *lockSpec, model reflect.Value, bind
 			s.shared = append(s.shared, copyValue(f.ReflectValueOf(ctx, row)))
 		}
 	}
-	s.originals = copyRows(rows)
+	if len(rows) == 1 {
+		s.originals = room.originals[:1]
+		s.originals[0] = copyValue(rows[0])
+	} else {
+		s.originals = copyRows(rows)
+	}
 	return s, nil
 }
 
@@ -96,14 +122,15 @@ func copyValue(v reflect.Value) reflect.Value {
 	return c
 }
 
-// structRows lists the addressable structs of a struct or slice value.
-func structRows(model reflect.Value) ([]reflect.Value, error) {
+// structRows lists the addressable structs of a struct or slice value; a struct's is one, appended to
+// one (which has room for it).
+func structRows(model reflect.Value, one []reflect.Value) ([]reflect.Value, error) {
 	switch model.Kind() {
 	case reflect.Struct:
 		if !model.CanAddr() {
 			return nil, invalidf("model is not addressable: pass a pointer to the struct you read")
 		}
-		return []reflect.Value{model}, nil
+		return append(one, model), nil
 	case reflect.Slice, reflect.Array:
 		rows := make([]reflect.Value, model.Len())
 		for i := range rows {

@@ -75,12 +75,12 @@ func (p *Plugin) openUndo(db *gorm.DB, st *lockState, needsUndo bool) {
 }
 
 // txOwnerOf tells who opened the transaction the statement runs in, if any. GORM's mark is only
-// asked for inside a transaction: InstanceGet formats its key, two allocations a write.
+// looked for inside a transaction.
 func txOwnerOf(db *gorm.DB) txOwner {
 	if _, ok := db.Statement.ConnPool.(gorm.TxCommitter); !ok {
 		return noTx
 	}
-	if _, ok := db.InstanceGet(gormStartedTransaction); ok {
+	if gormStartedTx(db.Statement) {
 		return gormsTx
 	}
 	return callersTx
