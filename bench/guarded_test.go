@@ -70,25 +70,11 @@ func BenchmarkGuarded(b *testing.B) {
 					without := openOver(b, t, c.cfg, false)
 					with := openOver(b, t, c.cfg, true)
 					for _, call := range guardedCalls(b, guarded, plain) {
-						for _, v := range []variant{
+						runVariantsOn(b, t, []variant{
 							{call.name + "/plain", call.plain(without)},
 							{call.name + "/registered", call.plain(with)},
 							{call.name + "/guarded", call.guarded(with)},
-						} {
-							b.Run(v.name, func(b *testing.B) {
-								vacuum(b, t, GuardedItem{}.TableName(), PlainItem{}.TableName())
-								b.ReportAllocs()
-								t.counter.Reset()
-								b.ResetTimer()
-								for range b.N {
-									v.write()
-								}
-								b.StopTimer()
-								if !c.cfg.PrepareStmt {
-									reportRoundTrips(b, t)
-								}
-							})
-						}
+						}, !c.cfg.PrepareStmt, GuardedItem{}.TableName(), PlainItem{}.TableName())
 					}
 				})
 			}

@@ -4,8 +4,6 @@ package tests
 
 import (
 	"context"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -326,20 +324,7 @@ func TestGenWritePaths(t *testing.T) {
 // TestGenWritePathsTableMatchesTheDocs: the Gen table in docs/api.md lists exactly the cases above,
 // each with the outcome the test checks.
 func TestGenWritePathsTableMatchesTheDocs(t *testing.T) {
-	doc, err := os.ReadFile("../docs/api.md")
-	require.NoError(t, err)
-	text := string(doc)
-	start := strings.Index(text, "### Every write through GORM Gen")
-	require.GreaterOrEqual(t, start, 0, "docs/api.md has the section")
-	section := text[start:]
-	if end := strings.Index(section[4:], "\n#"); end >= 0 {
-		section = section[:end+4]
-	}
-	line := regexp.MustCompile("(?m)^\\| `([^`]+)` \\| \\*\\*([a-z ]+)\\*\\*")
-	documented := map[string]string{}
-	for _, m := range line.FindAllStringSubmatch(section, -1) {
-		documented[m[1]] = m[2]
-	}
+	documented := documentedOutcomes(t, "### Every write through GORM Gen")
 	tested := map[string]string{}
 	for _, p := range genPaths {
 		tested[p.call] = string(p.gets)

@@ -438,11 +438,23 @@ func (e *gpEnv) save(db *gorm.DB, row gpRow) error {
 // TestGuardedWritePathsTableMatchesTheDocs: the table in docs/api.md lists exactly the cases above,
 // each with the outcome the test checks.
 func TestGuardedWritePathsTableMatchesTheDocs(t *testing.T) {
+	documented := documentedOutcomes(t, "### Every write of a guarded model")
+	tested := map[string]string{}
+	for _, p := range guardedPaths {
+		tested[p.call] = string(p.gets)
+	}
+	assert.Equal(t, tested, documented, "docs/api.md's table and guardedPaths, one to one")
+}
+
+// documentedOutcomes reads the table under heading in docs/api.md: each row's call (in backquotes) and
+// its outcome (in bold), up to the next heading.
+func documentedOutcomes(t *testing.T, heading string) map[string]string {
+	t.Helper()
 	doc, err := os.ReadFile("../docs/api.md")
 	require.NoError(t, err)
 	text := string(doc)
-	start := strings.Index(text, "### Every write of a guarded model")
-	require.GreaterOrEqual(t, start, 0, "docs/api.md has the section")
+	start := strings.Index(text, heading)
+	require.GreaterOrEqual(t, start, 0, "docs/api.md has the section %q", heading)
 	section := text[start:]
 	if end := strings.Index(section[4:], "\n#"); end >= 0 {
 		section = section[:end+4]
@@ -452,9 +464,5 @@ func TestGuardedWritePathsTableMatchesTheDocs(t *testing.T) {
 	for _, m := range line.FindAllStringSubmatch(section, -1) {
 		documented[m[1]] = m[2]
 	}
-	tested := map[string]string{}
-	for _, p := range guardedPaths {
-		tested[p.call] = string(p.gets)
-	}
-	assert.Equal(t, tested, documented, "docs/api.md's table and guardedPaths, one to one")
+	return documented
 }
