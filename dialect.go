@@ -128,3 +128,18 @@ type standardSavepoints struct{}
 func (standardSavepoints) savepoint(name string) string  { return "SAVEPOINT " + name }
 func (standardSavepoints) rollbackTo(name string) string { return "ROLLBACK TO SAVEPOINT " + name }
 func (standardSavepoints) release(name string) string    { return "RELEASE SAVEPOINT " + name }
+
+// rowsTestedInWhere is the forms of a database whose bulk write tests its rows in WHERE, joining
+// nothing, and whose conflict query reads every row back to be compared in Go.
+type rowsTestedInWhere struct{}
+
+// joinRows joins nothing: the rows are tested in WHERE.
+func (rowsTestedInWhere) joinRows(lockPredicate) (clause.Interface, clause.Expression) {
+	return nil, nil
+}
+
+// comparesInSQL is false: every row's key and lock columns are read back and compared in Go.
+func (rowsTestedInWhere) comparesInSQL(lockPredicate) bool { return false }
+
+// writeChangedRows is never called, as comparesInSQL is false.
+func (rowsTestedInWhere) writeChangedRows(*gorm.Statement, *lockState, *schema.Field) {}

@@ -14,7 +14,10 @@ import (
 )
 
 // mysqlDialect writes MySQL's and MariaDB's SQL (GORM's MySQL dialector, go-sql-driver).
-type mysqlDialect struct{ standardSavepoints }
+type mysqlDialect struct {
+	standardSavepoints
+	rowsTestedInWhere
+}
 
 func (mysqlDialect) bindVarLimit() int   { return 65535 }
 func (mysqlDialect) errorAbortsTx() bool { return false }
@@ -120,14 +123,6 @@ func (mysqlDialect) writeCompactRows(clause.Builder, lockPredicate) {}
 
 // instant is empty: a timestamp is compared as the cast value it is.
 func (mysqlDialect) instant(lockField) (string, string) { return "", "" }
-
-// joinRows joins nothing: the rows are tested in WHERE.
-func (mysqlDialect) joinRows(lockPredicate) (clause.Interface, clause.Expression) { return nil, nil }
-
-// comparesInSQL is false: every row's key and lock columns are read back and compared in Go.
-func (mysqlDialect) comparesInSQL(lockPredicate) bool { return false }
-
-func (mysqlDialect) writeChangedRows(*gorm.Statement, *lockState, *schema.Field) {}
 
 // lockingRead makes the conflict query a locking read: inside a REPEATABLE READ transaction a plain
 // SELECT reads the transaction's old snapshot, where the UPDATE read the latest rows; a locking read

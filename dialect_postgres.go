@@ -14,7 +14,10 @@ import (
 )
 
 // postgresDialect writes PostgreSQL's SQL (GORM's PostgreSQL dialector, pgx).
-type postgresDialect struct{ standardSavepoints }
+type postgresDialect struct {
+	standardSavepoints
+	rowsTestedInWhere
+}
 
 func (postgresDialect) bindVarLimit() int   { return 65535 }
 func (postgresDialect) errorAbortsTx() bool { return true }
@@ -341,14 +344,6 @@ func (a pgIntArray) Value() (driver.Value, error) {
 	sb.WriteByte('}')
 	return sb.String(), nil
 }
-
-// joinRows joins nothing: the rows are tested in WHERE.
-func (postgresDialect) joinRows(lockPredicate) (clause.Interface, clause.Expression) { return nil, nil }
-
-// comparesInSQL is false: every row's key and lock columns are read back and compared in Go.
-func (postgresDialect) comparesInSQL(lockPredicate) bool { return false }
-
-func (postgresDialect) writeChangedRows(*gorm.Statement, *lockState, *schema.Field) {}
 
 // lockingRead is empty: a READ COMMITTED statement reads the latest committed rows.
 func (postgresDialect) lockingRead() string { return "" }
