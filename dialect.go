@@ -48,6 +48,9 @@ type sqlDialect interface {
 	writeKeyOrderLock(b clause.Builder, p lockPredicate)
 	// rowList is how a list of row values is written after IN.
 	rowList() rowListForm
+	// inlinesIntegers says a list of row values writes integer keys and lock values as literals
+	// instead of binding them (MySQL: lockPredicate.integerLiterals).
+	inlinesIntegers() bool
 	// compactRows says the check predicate binds p's rows in a fixed number of parameters, whatever
 	// their number (PostgreSQL's arrays, SQLite's JSON object); writeCompactRows writes it.
 	compactRows(p lockPredicate) bool

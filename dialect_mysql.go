@@ -116,6 +116,10 @@ func (mysqlDialect) writeKeyOrderLock(clause.Builder, lockPredicate) {}
 // rowList is a row-value IN list: (id, version) IN ((?, ?), (?, ?)).
 func (mysqlDialect) rowList() rowListForm { return rowValueList }
 
+// inlinesIntegers is true: two bound parameters per row cost more than the statement's text
+// (lockPredicate.integerLiterals).
+func (mysqlDialect) inlinesIntegers() bool { return true }
+
 // compactRows is false: every row's values are bound.
 func (mysqlDialect) compactRows(lockPredicate) bool { return false }
 

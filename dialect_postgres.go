@@ -176,6 +176,9 @@ func (postgresDialect) writeKeyOrderLock(b clause.Builder, p lockPredicate) { p.
 // row-value IN list as a chain of ORs, slow to plan and to JIT-compile.
 func (postgresDialect) rowList() rowListForm { return typedValuesList }
 
+// inlinesIntegers is false: integer rows are bound as arrays (compactRows).
+func (postgresDialect) inlinesIntegers() bool { return false }
+
 // compactRows binds integer keys and versions as arrays (usesIntArrays).
 func (postgresDialect) compactRows(p lockPredicate) bool { return p.usesIntArrays() }
 

@@ -63,6 +63,9 @@ func (sqliteDialect) writeKeyOrderLock(clause.Builder, lockPredicate) {}
 // rowList is a VALUES list, which SQLite prepares about twice as fast as a list of row values.
 func (sqliteDialect) rowList() rowListForm { return valuesList }
 
+// inlinesIntegers is false: integer rows are bound as one JSON object (compactRows).
+func (sqliteDialect) inlinesIntegers() bool { return false }
+
 // compactRows binds one integer key and one integer version as one JSON object (usesJSON).
 func (sqliteDialect) compactRows(p lockPredicate) bool { return p.usesJSON() }
 

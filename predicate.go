@@ -10,10 +10,11 @@ import (
 
 // lockPredicate is the WHERE condition that makes a write conditional on what was read: every row's
 // primary key together with the lock values the caller holds. It is a clause.Expression, so GORM
-// quotes the columns and binds every value; nothing the caller passes is written into the SQL text.
+// quotes the columns and binds every value; nothing the caller passes is written into the SQL text
+// but the integers of MySQL's bulk form (int_literals.go), formatted from Go integers.
 //
 //	one row:             id = ? AND version = ?
-//	many rows, MySQL:    (id, version) IN ((?, ?), (?, ?))
+//	many rows, MySQL:    (id, version) IN ((?, ?), (?, ?)); integers as literals: ((1,7),(2,7))
 //	many rows, SQLite:   id IN (?, ?) AND (id, version) IN (VALUES (?, ?), (?, ?))
 //	many rows, Postgres: (id, version) IN (VALUES (CAST(? AS bigint), CAST(? AS bigint)), (?, ?))
 //
@@ -118,12 +119,17 @@ func (p lockPredicate) Build(b clause.Builder) {
 	}
 	typed := form == typedValuesList
 	plain := !p.spec.castsEveryRow()
+	literals := p.integerLiterals(b)
 	for r := range p.rows() {
 		if r > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteByte('(')
 		row := p.values[r*w : (r+1)*w]
+		if literals != nil {
+			writeIntLiterals(literals, row)
+			continue
+		}
+		b.WriteByte('(')
 		if plain && (r > 0 || !typed) {
 			b.AddVar(b, row...) // one call per row: no per-value allocation
 		} else {

@@ -161,6 +161,14 @@ func formsFor(dialect string) []form {
 					" AND (id, version) IN (SELECT * FROM unnest(CAST(CAST($2 AS text) AS bigint[]), " +
 					"CAST(CAST($3 AS text) AS bigint[])))", pgArrays(keys, versions)
 			}},
+			// The lock pass hands the update the locked rows' addresses: the update finds them by TID
+			// instead of a second descent of the primary key.
+			{"checked-keyorder-lock-ctid+in-unnest", func(keys, versions []int64) (string, []any) {
+				return formSet + " WHERE ctid = ANY(ARRAY(SELECT ctid FROM " + formTable +
+					" WHERE id = ANY(CAST(CAST($1 AS text) AS bigint[])) ORDER BY id FOR UPDATE))" +
+					" AND (id, version) IN (SELECT * FROM unnest(CAST(CAST($2 AS text) AS bigint[]), " +
+					"CAST(CAST($3 AS text) AS bigint[])))", pgArrays(keys, versions)
+			}},
 			{"checked-sorted-from-unnest-no-lock", func(keys, versions []int64) (string, []any) {
 				k, v := sortedPairs(keys, versions)
 				return "UPDATE " + formTable + " AS t SET qty = t.qty + 1, version = t.version + 1 FROM unnest(" +
@@ -175,6 +183,19 @@ func formsFor(dialect string) []form {
 			}},
 			{"checked-row-value-in", func(keys, versions []int64) (string, []any) {
 				return formSet + " WHERE (id, version) IN (" + pairPlaceholders(len(keys)) + ")", pairArgs(keys, versions)
+			}},
+			// Integers written into the SQL as literals: no parameters to prepare and send, one round
+			// trip instead of prepare, execute and close.
+			{"unchecked-id-in-literals", func(keys, _ []int64) (string, []any) {
+				return formSet + " WHERE id IN (" + intLiterals(keys) + ")", nil
+			}},
+			{"checked-row-value-in-literals", func(keys, versions []int64) (string, []any) {
+				return formSet + " WHERE (id, version) IN (" + pairLiterals(keys, versions) + ")", nil
+			}},
+			// The same with one parameter in SET: prepared, as a write with values is.
+			{"checked-row-value-in-literals+set-param", func(keys, versions []int64) (string, []any) {
+				return "UPDATE " + formTable + " SET qty = qty + ?, version = version + 1 WHERE (id, version) IN (" +
+					pairLiterals(keys, versions) + ")", []any{1}
 			}},
 			{"checked-sorted-join-json-table", func(keys, versions []int64) (string, []any) {
 				k, v := sortedPairs(keys, versions)
@@ -273,6 +294,18 @@ func pairArgs(keys, versions []int64) []any {
 // intArray is a PostgreSQL array in its text form, which the server parses.
 func intArray(v []int64) string {
 	return list('{', '}', len(v), func(sb *strings.Builder, i int) { sb.WriteString(strconv.FormatInt(v[i], 10)) })
+}
+
+// intLiterals is "1,2,3": integers written into the SQL.
+func intLiterals(v []int64) string {
+	return strings.Trim(list(' ', ' ', len(v), func(sb *strings.Builder, i int) { sb.WriteString(strconv.FormatInt(v[i], 10)) }), " ")
+}
+
+// pairLiterals is "(1,7),(2,7)".
+func pairLiterals(keys, versions []int64) string {
+	return strings.Trim(list(' ', ' ', len(keys), func(sb *strings.Builder, i int) {
+		sb.WriteString("(" + strconv.FormatInt(keys[i], 10) + "," + strconv.FormatInt(versions[i], 10) + ")")
+	}), " ")
 }
 
 // jsonPairs is [[key, version], ...].
