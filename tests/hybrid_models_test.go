@@ -43,5 +43,24 @@ type HybridGuarded struct {
 
 func (HybridGuarded) TableName() string { return "hybrid_guardeds" }
 
+// HybridOrder has lines, each locked by its own version.
+type HybridOrder struct {
+	ID      uint `gorm:"primaryKey"`
+	Version int64
+	Lines   []HybridLine `gorm:"foreignKey:OrderID"`
+}
+
+func (HybridOrder) TableName() string { return "hybrid_orders" }
+
+// HybridLine is a line of a HybridOrder.
+type HybridLine struct {
+	ID      uint `gorm:"primaryKey"`
+	OrderID uint
+	Qty     int
+	Version int64
+}
+
+func (HybridLine) TableName() string { return "hybrid_lines" }
+
 // hybridModels are every hybrid table.
-var hybridModels = []any{&HybridCounter{}, &HybridPlain{}, &HybridRevised{}, &HybridGuarded{}}
+var hybridModels = []any{&HybridCounter{}, &HybridPlain{}, &HybridRevised{}, &HybridGuarded{}, &HybridOrder{}, &HybridLine{}}

@@ -181,6 +181,31 @@ func TestLockingAttemptKeepsTheCallersLockingClause(t *testing.T) {
 	})
 }
 
+// Preload's reads are reads of their own model: in a locking attempt they lock the rows they read too.
+func TestLockingAttemptLocksPreloadedRows(t *testing.T) {
+	eachDB(t, hybridModels, func(t *testing.T, db *gorm.DB) {
+		order := HybridOrder{Version: 1, Lines: []HybridLine{{Qty: 1, Version: 1}, {Qty: 2, Version: 1}}}
+		require.NoError(t, db.Create(&order).Error)
+		var log *statementLog
+		err := optlock.Transaction(context.Background(), db, func(tx *gorm.DB) error {
+			var rec *gorm.DB
+			rec, log = recording(tx)
+			var read HybridOrder
+			if err := rec.Preload("Lines").First(&read, order.ID).Error; err != nil {
+				return err
+			}
+			assert.Len(t, read.Lines, 2)
+			return nil
+		}, optlock.RetryLockAfter(0), optlock.RetryAttempts(1))
+		require.NoError(t, err)
+		want := 0
+		if hasRowLocks(db) {
+			want = 2 // the order's read and its lines'
+		}
+		assert.Equal(t, want, forUpdates(log), "FOR UPDATE clauses in %q", log.sqls)
+	})
+}
+
 // Outside a transaction a FOR UPDATE would lock nothing the write could use: Retry's locking
 // attempts read as written.
 func TestLockingAttemptOutsideATransactionLocksNothing(t *testing.T) {
