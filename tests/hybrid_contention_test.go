@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -26,8 +25,8 @@ func TestRetryLockAfterUnderContentionLosesNoIncrement(t *testing.T) {
 			require.NoError(t, c.observer.Create(&counter).Error)
 
 			var retries, lockedConflicts atomic.Int64
-			increment := func(ctx context.Context) error {
-				return optlock.Transaction(ctx, c.db, func(tx *gorm.DB) error {
+			runConcurrently(t, goroutines, increments, func() error {
+				return optlock.Transaction(context.Background(), c.db, func(tx *gorm.DB) error {
 					var row HybridCounter
 					if err := tx.First(&row, counter.ID).Error; err != nil {
 						return err
@@ -38,25 +37,7 @@ func TestRetryLockAfterUnderContentionLosesNoIncrement(t *testing.T) {
 					}
 					return err
 				}, optlock.RetryLockAfter(1), optlock.RetryAttempts(1000), optlock.RetryNotify(func(int, error) { retries.Add(1) }))
-			}
-
-			var wg sync.WaitGroup
-			errs := make([]error, goroutines)
-			for g := range goroutines {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for range increments {
-						if errs[g] = increment(context.Background()); errs[g] != nil {
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			for _, err := range errs {
-				require.NoError(t, err)
-			}
+			})
 
 			var stored HybridCounter
 			require.NoError(t, c.observer.First(&stored, counter.ID).Error)
