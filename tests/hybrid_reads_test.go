@@ -40,6 +40,20 @@ func seedHybrid(t *testing.T, db *gorm.DB) uint {
 	return counter.ID
 }
 
+// readInLockingAttempt runs read in one attempt of Transaction that locks its reads, on a session
+// whose statements it returns; the attempt must succeed.
+func readInLockingAttempt(t *testing.T, db *gorm.DB, read func(tx *gorm.DB) error) *statementLog {
+	t.Helper()
+	var log *statementLog
+	err := optlock.Transaction(context.Background(), db, func(tx *gorm.DB) error {
+		var rec *gorm.DB
+		rec, log = recording(tx)
+		return read(rec)
+	}, optlock.RetryLockAfter(0), optlock.RetryAttempts(1))
+	require.NoError(t, err)
+	return log
+}
+
 // After k conflicts, Transaction's attempts read with FOR UPDATE (on a database with row locks), and
 // their write goes through; before, reads are as the caller wrote them.
 func TestRetryLockAfterReadsForUpdateAfterKConflicts(t *testing.T) {
@@ -144,13 +158,7 @@ func TestLockingAttemptLocksOnlyPlainReadsOfLockCheckedModels(t *testing.T) {
 		id := seedHybrid(t, db)
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				var log *statementLog
-				err := optlock.Transaction(context.Background(), db, func(tx *gorm.DB) error {
-					var rec *gorm.DB
-					rec, log = recording(tx)
-					return tc.read(rec, id)
-				}, optlock.RetryLockAfter(0), optlock.RetryAttempts(1))
-				require.NoError(t, err)
+				log := readInLockingAttempt(t, db, func(tx *gorm.DB) error { return tc.read(tx, id) })
 				want := 0
 				if tc.locked && hasRowLocks(db) {
 					want = 1
@@ -165,13 +173,9 @@ func TestLockingAttemptLocksOnlyPlainReadsOfLockCheckedModels(t *testing.T) {
 func TestLockingAttemptKeepsTheCallersLockingClause(t *testing.T) {
 	eachDB(t, hybridModels, func(t *testing.T, db *gorm.DB) {
 		id := seedHybrid(t, db)
-		var log *statementLog
-		err := optlock.Transaction(context.Background(), db, func(tx *gorm.DB) error {
-			var rec *gorm.DB
-			rec, log = recording(tx)
-			return rec.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate, Options: "NOWAIT"}).First(&HybridCounter{}, id).Error
-		}, optlock.RetryLockAfter(0), optlock.RetryAttempts(1))
-		require.NoError(t, err)
+		log := readInLockingAttempt(t, db, func(tx *gorm.DB) error {
+			return tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate, Options: "NOWAIT"}).First(&HybridCounter{}, id).Error
+		})
 		if !hasRowLocks(db) {
 			assert.Zero(t, forUpdates(log), "FOR UPDATE in %q", log.sqls)
 			return
@@ -186,18 +190,9 @@ func TestLockingAttemptLocksPreloadedRows(t *testing.T) {
 	eachDB(t, hybridModels, func(t *testing.T, db *gorm.DB) {
 		order := HybridOrder{Version: 1, Lines: []HybridLine{{Qty: 1, Version: 1}, {Qty: 2, Version: 1}}}
 		require.NoError(t, db.Create(&order).Error)
-		var log *statementLog
-		err := optlock.Transaction(context.Background(), db, func(tx *gorm.DB) error {
-			var rec *gorm.DB
-			rec, log = recording(tx)
-			var read HybridOrder
-			if err := rec.Preload("Lines").First(&read, order.ID).Error; err != nil {
-				return err
-			}
-			assert.Len(t, read.Lines, 2)
-			return nil
-		}, optlock.RetryLockAfter(0), optlock.RetryAttempts(1))
-		require.NoError(t, err)
+		var read HybridOrder
+		log := readInLockingAttempt(t, db, func(tx *gorm.DB) error { return tx.Preload("Lines").First(&read, order.ID).Error })
+		assert.Len(t, read.Lines, 2)
 		want := 0
 		if hasRowLocks(db) {
 			want = 2 // the order's read and its lines'
