@@ -71,6 +71,10 @@ type sqlDialect interface {
 	// lockingRead is appended to the conflict query inside a transaction, so it reads what the
 	// write saw (MySQL's LOCK IN SHARE MODE), or is empty.
 	lockingRead() string
+	// rowLocks says SELECT … FOR UPDATE locks the rows it reads until the transaction ends, so a
+	// read can queue the other writers of its rows (RetryLockAfter; lock_reads.go). SQLite has no
+	// such clause: a write transaction locks the whole database.
+	rowLocks() bool
 
 	// errorAbortsTx says a failed statement leaves the whole transaction aborted (PostgreSQL): a
 	// statement that may fail inside the caller's transaction needs a savepoint of its own.

@@ -21,6 +21,7 @@ type mysqlDialect struct {
 
 func (mysqlDialect) bindVarLimit() int   { return 65535 }
 func (mysqlDialect) errorAbortsTx() bool { return false }
+func (mysqlDialect) rowLocks() bool      { return true }
 
 // isSerializationFailure recognises 1213 (ER_LOCK_DEADLOCK, SQLSTATE 40001; Galera reports a
 // certification failure as 1213 too), without importing the driver: mysql.MySQLError's Number.

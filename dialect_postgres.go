@@ -21,6 +21,7 @@ type postgresDialect struct {
 
 func (postgresDialect) bindVarLimit() int   { return 65535 }
 func (postgresDialect) errorAbortsTx() bool { return true }
+func (postgresDialect) rowLocks() bool      { return true }
 
 // isSerializationFailure recognises 40001 (serialization_failure) and 40P01 (deadlock_detected),
 // without importing the driver: pgconn.PgError has SQLState().

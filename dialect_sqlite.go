@@ -18,6 +18,7 @@ type sqliteDialect struct{ standardSavepoints }
 
 func (sqliteDialect) bindVarLimit() int                   { return 32766 }
 func (sqliteDialect) errorAbortsTx() bool                 { return false }
+func (sqliteDialect) rowLocks() bool                      { return false }
 func (sqliteDialect) isSerializationFailure(e error) bool { return false }
 
 func (sqliteDialect) advanceUnix(next int64, col clause.Column) clause.Expression {

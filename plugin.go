@@ -90,7 +90,7 @@ func New(opts ...Option) *Plugin {
 // Name returns "optlock", the name GORM registers the plugin under.
 func (p *Plugin) Name() string { return pluginName }
 
-// Initialize registers the plugin's update, delete and create callbacks on db. A dialect the plugin
+// Initialize registers the plugin's update, delete, create and query callbacks on db. A dialect the plugin
 // has no SQL for (any but mysql, postgres and sqlite) is refused with an error wrapping
 // [ErrInvalidLock], as is a bad [Guard]. GORM calls it from
 // gorm.DB.Use. It is idempotent: registering again replaces the callbacks instead of adding a second set.
@@ -101,7 +101,7 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	if err := p.registerGuards(db); err != nil {
 		return err
 	}
-	update, del, create := db.Callback().Update(), db.Callback().Delete(), db.Callback().Create()
+	update, del, create, query := db.Callback().Update(), db.Callback().Delete(), db.Callback().Create(), db.Callback().Query()
 	// Every anchor below is a callback GORM registers in every configuration but GORM's own
 	// transaction, which it leaves out under gorm.Config.SkipDefaultTransaction: a callback placed by
 	// a name GORM did not register lands wherever the sort puts it (the end of the chain).
@@ -145,6 +145,9 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 		{create, "optlock:refuse_expected", create.Before("gorm:before_create").Register, refuseExpectedInsert},
 		// A guarded model's new rows start at version 1, so a Save of version 0 is always a new row.
 		{create, "optlock:start_locks", create.After("gorm:before_create").Before("gorm:create").Register, p.startLocks},
+
+		// In an attempt that locks its reads (RetryLockAfter), read lock-checked rows with FOR UPDATE.
+		{query, "optlock:lock_reads", query.Before("gorm:query").Register, p.lockReads},
 	}
 	for _, h := range hooks {
 		if h.processor.Get(h.name) != nil {

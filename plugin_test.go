@@ -49,6 +49,7 @@ func TestPluginRegistersItsCallbacks(t *testing.T) {
 		assert.NotNil(t, db.Callback().Delete().Get(name), "delete callback %s", name)
 	}
 	assert.NotNil(t, db.Callback().Create().Get("optlock:refuse_upsert"))
+	assert.NotNil(t, db.Callback().Query().Get("optlock:lock_reads"))
 	assert.Contains(t, db.Config.Plugins, "optlock")
 }
 

@@ -13,7 +13,8 @@ import (
 // MySQL 1213). Between attempts it waits a random time up to a bound that doubles from 2ms to 100ms
 // (capped exponential backoff with full jitter), so writers that collided spread out instead of
 // colliding again. It stops at the first success or other error, after 20 attempts, or when ctx is
-// done, and returns the last error (wrapped, still matching [ErrConflict] or ctx's error).
+// done, and returns the last error (wrapped, still matching [ErrConflict] or ctx's error). With
+// [RetryLockAfter], attempts after the first few conflicts lock their reads instead.
 //
 // fn must re-read what it writes on every attempt; writing back the stale snapshot would only
 // conflict again:
@@ -26,16 +27,14 @@ import (
 //		return optlock.UpdateSafely(db.WithContext(ctx), &p, map[string]any{"stock": p.Stock - 1}).Error
 //	})
 func Retry(ctx context.Context, fn func(ctx context.Context) error, opts ...RetryOption) error {
-	policy := retryPolicy{attempts: 20, base: 2 * time.Millisecond, max: 100 * time.Millisecond}
-	for _, opt := range opts {
-		opt(&policy)
-	}
+	policy := newRetryPolicy(opts)
 	var last error
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return stopped(err, last)
 		}
-		last = fn(ctx)
+		attemptCtx := policy.contextFor(ctx, attempt)
+		last = fn(attemptCtx)
 		if last == nil || !IsRetryable(last) {
 			return last
 		}
@@ -46,7 +45,10 @@ func Retry(ctx context.Context, fn func(ctx context.Context) error, opts ...Retr
 			policy.onRetry(attempt+1, last)
 		}
 		if policy.onRetryCtx != nil {
-			policy.onRetryCtx(ctx, attempt+1, last)
+			policy.onRetryCtx(attemptCtx, attempt+1, last)
+		}
+		if !policy.waitsBefore(attempt + 1) {
+			continue
 		}
 		timer := time.NewTimer(policy.delay(attempt))
 		select {
@@ -74,6 +76,18 @@ type retryPolicy struct {
 	onRetry   func(attempt int, err error)
 	// onRetryCtx is RetryNotifyContext's fn.
 	onRetryCtx func(ctx context.Context, attempt int, err error)
+	// lockReads says attempts from lockAfter (0 for the first) on lock their reads (RetryLockAfter).
+	lockReads bool
+	lockAfter int
+}
+
+// newRetryPolicy is the default policy with opts applied.
+func newRetryPolicy(opts []RetryOption) retryPolicy {
+	policy := retryPolicy{attempts: 20, base: 2 * time.Millisecond, max: 100 * time.Millisecond}
+	for _, opt := range opts {
+		opt(&policy)
+	}
+	return policy
 }
 
 // delay is a random duration in [0, min(max, base·2^attempt)].

@@ -24,9 +24,12 @@ import (
 // failure or deadlock is returned as [ErrTxAborted], because the database may have rolled back the
 // caller's whole transaction (MySQL/MariaDB do on a deadlock, and then run what follows in autocommit).
 //
-// fn must do all its reads through tx, and must not keep anything from an earlier attempt.
+// fn must do all its reads through tx, and must not keep anything from an earlier attempt. Under
+// heavy contention on a few rows, [RetryLockAfter] makes the attempts after the first conflicts read
+// with FOR UPDATE, so they queue on the rows' locks instead of conflicting again.
 func Transaction(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error, opts ...RetryOption) error {
 	if db != nil && inCallersTransaction(db) {
+		ctx = newRetryPolicy(opts).contextFor(ctx, 0)
 		return onceInCallersTransaction(db.WithContext(ctx).Transaction(fn))
 	}
 	return Retry(ctx, func(ctx context.Context) error {

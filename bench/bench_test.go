@@ -359,6 +359,21 @@ func optlockIncrement(db *gorm.DB) func(ctx context.Context, id uint, retries *a
 	}
 }
 
+// optlockTransactionIncrement is one increment as optlock.Transaction runs it, with opts: read with
+// tx.First, write with UpdateSafely(tx, ...), the whole transaction again on a conflict.
+func optlockTransactionIncrement(db *gorm.DB, opts ...optlock.RetryOption) func(ctx context.Context, id uint, retries *atomic.Int64) error {
+	return func(ctx context.Context, id uint, retries *atomic.Int64) error {
+		opts := append([]optlock.RetryOption{optlock.RetryAttempts(10_000), optlock.RetryNotify(func(int, error) { retries.Add(1) })}, opts...)
+		return optlock.Transaction(ctx, db, func(tx *gorm.DB) error {
+			var it Item
+			if err := tx.First(&it, id).Error; err != nil {
+				return err
+			}
+			return optlock.UpdateSafely(tx, &it, map[string]any{"qty": it.Qty + 1}).Error
+		}, opts...)
+	}
+}
+
 // BenchmarkContention has 8 goroutines increment one hot row; an op is one increment. The final
 // value is checked: no variant may lose an update.
 func BenchmarkContention(b *testing.B) {
@@ -375,6 +390,14 @@ func BenchmarkContention(b *testing.B) {
 				// A single UPDATE is atomic on its own: without GORM's BEGIN and COMMIT an attempt is two
 				// round trips, and the window in which another writer can get in is shorter.
 				{name: "optlock-retry-skipdefaulttx", increment: optlockIncrement(db.Session(&gorm.Session{SkipDefaultTransaction: true}))},
+				// The read and the write in one transaction of optlock.Transaction's, run again whole.
+				{name: "optlock-transaction", increment: optlockTransactionIncrement(db)},
+				// The hybrid: after one conflict the attempt reads with FOR UPDATE (not on SQLite, which has
+				// no row locks), so its write cannot conflict.
+				{name: "optlock-transaction-lock-after-1", increment: optlockTransactionIncrement(db, optlock.RetryLockAfter(1))},
+				// Every attempt reads with FOR UPDATE: what the locked path costs through optlock, the floor of
+				// any hybrid that still starts optimistic.
+				{name: "optlock-transaction-lock-after-0", increment: optlockTransactionIncrement(db, optlock.RetryLockAfter(0))},
 				{name: "official-plugin-naive-retry", increment: func(ctx context.Context, id uint, retries *atomic.Int64) error {
 					for {
 						var it OfficialItem

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,31 +26,15 @@ func TestRetryUnderContentionLosesNoUpdate(t *testing.T) {
 		var retries atomic.Int64
 		notify := optlock.RetryNotify(func(int, error) { retries.Add(1) })
 
-		var wg sync.WaitGroup
-		errs := make([]error, goroutines)
-		for g := range goroutines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range increments {
-					err := optlock.Retry(context.Background(), func(ctx context.Context) error {
-						var c Counter
-						if err := db.WithContext(ctx).First(&c, counter.ID).Error; err != nil {
-							return err
-						}
-						return optlock.UpdateSafely(db.WithContext(ctx), &c, map[string]any{"value": c.Value + 1}).Error
-					}, notify, optlock.RetryAttempts(1000))
-					if err != nil {
-						errs[g] = err
-						return
-					}
+		runConcurrently(t, goroutines, increments, func() error {
+			return optlock.Retry(context.Background(), func(ctx context.Context) error {
+				var c Counter
+				if err := db.WithContext(ctx).First(&c, counter.ID).Error; err != nil {
+					return err
 				}
-			}()
-		}
-		wg.Wait()
-		for _, err := range errs {
-			require.NoError(t, err)
-		}
+				return optlock.UpdateSafely(db.WithContext(ctx), &c, map[string]any{"value": c.Value + 1}).Error
+			}, notify, optlock.RetryAttempts(1000))
+		})
 		var stored Counter
 		require.NoError(t, db.First(&stored, counter.ID).Error)
 		assert.Equal(t, goroutines*increments, stored.Value, "no lost update")
