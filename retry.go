@@ -38,6 +38,9 @@ func Retry(ctx context.Context, fn func(ctx context.Context) error, opts ...Retr
 		if last == nil || !IsRetryable(last) {
 			return last
 		}
+		if policy.contention != nil && !policy.locksReads(attempt) {
+			policy.contention.conflicted()
+		}
 		if attempt+1 >= policy.attempts {
 			return fmt.Errorf("optlock: gave up after %d attempts: %w", policy.attempts, last)
 		}
@@ -79,6 +82,8 @@ type retryPolicy struct {
 	// lockReads says attempts from lockAfter (0 for the first) on lock their reads (RetryLockAfter).
 	lockReads bool
 	lockAfter int
+	// contention, when set, remembers conflicts across calls (RetryLockWhenContended).
+	contention *Contention
 }
 
 // newRetryPolicy is the default policy with opts applied.
@@ -86,6 +91,9 @@ func newRetryPolicy(opts []RetryOption) retryPolicy {
 	policy := retryPolicy{attempts: 20, base: 2 * time.Millisecond, max: 100 * time.Millisecond}
 	for _, opt := range opts {
 		opt(&policy)
+	}
+	if policy.contention != nil && policy.contention.startsLocked() {
+		policy.lockAfter = 0
 	}
 	return policy
 }

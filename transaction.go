@@ -29,8 +29,12 @@ import (
 // with FOR UPDATE, so they queue on the rows' locks instead of conflicting again.
 func Transaction(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error, opts ...RetryOption) error {
 	if db != nil && inCallersTransaction(db) {
-		ctx = newRetryPolicy(opts).contextFor(ctx, 0)
-		return onceInCallersTransaction(db.WithContext(ctx).Transaction(fn))
+		policy := newRetryPolicy(opts)
+		err := db.WithContext(policy.contextFor(ctx, 0)).Transaction(fn)
+		if policy.contention != nil && !policy.locksReads(0) && IsRetryable(err) {
+			policy.contention.conflicted()
+		}
+		return onceInCallersTransaction(err)
 	}
 	return Retry(ctx, func(ctx context.Context) error {
 		return db.WithContext(ctx).Transaction(fn)

@@ -398,6 +398,9 @@ func BenchmarkContention(b *testing.B) {
 				// Every attempt reads with FOR UPDATE: what the locked path costs through optlock, the floor of
 				// any hybrid that still starts optimistic.
 				{name: "optlock-transaction-lock-after-0", increment: optlockTransactionIncrement(db, optlock.RetryLockAfter(0))},
+				// The hybrid with memory: one Contention shared by the goroutines' calls, so the calls after
+				// a conflict start locked and only one in ContendedCalls+1 tries optimistically.
+				{name: "optlock-transaction-lock-when-contended", increment: optlockTransactionIncrement(db, optlock.RetryLockWhenContended(&optlock.Contention{}))},
 				{name: "official-plugin-naive-retry", increment: func(ctx context.Context, id uint, retries *atomic.Int64) error {
 					for {
 						var it OfficialItem

@@ -102,3 +102,63 @@ func TestTransactionInCallersTransactionLocksOnlyWithKZero(t *testing.T) {
 		}
 	})
 }
+
+// RetryLockWhenContended: a call starts optimistic until one of the calls sharing its Contention
+// conflicted optimistically; then the next ContendedCalls calls start locked, and the one after them
+// tries the optimistic path again. A locked attempt's conflict does not renew the window.
+func TestRetryLockWhenContendedRemembersConflictsAcrossCalls(t *testing.T) {
+	var c optlock.Contention
+	call := func(results ...error) []bool {
+		var got []bool
+		err := optlock.Retry(context.Background(), func(ctx context.Context) error {
+			got = append(got, optlock.LocksReads(ctx))
+			return results[len(got)-1]
+		}, optlock.RetryLockWhenContended(&c), optlock.RetryBackoff(0, 0))
+		if results[len(results)-1] == nil {
+			require.NoError(t, err)
+		}
+		return got
+	}
+	assert.Equal(t, []bool{false}, call(nil), "cold: optimistic")
+	assert.Equal(t, []bool{false}, call(nil), "still cold")
+	assert.Equal(t, []bool{false, true}, call(hybridConflict, nil), "a conflict: the second attempt locks")
+	for i := range optlock.ContendedCalls {
+		if i == 3 {
+			assert.Equal(t, []bool{true, true}, call(hybridConflict, nil), "a locked attempt's conflict (a deadlock, say)")
+			continue
+		}
+		assert.Equal(t, []bool{true}, call(nil), "call %d after the conflict starts locked", i+1)
+	}
+	assert.Equal(t, []bool{false}, call(nil), "the window is over: optimistic again")
+	assert.Equal(t, []bool{false}, call(nil), "and stays so without a conflict")
+
+	var nilContention []bool
+	err := optlock.Retry(context.Background(), func(ctx context.Context) error {
+		nilContention = append(nilContention, optlock.LocksReads(ctx))
+		return hybridConflict
+	}, optlock.RetryLockWhenContended(nil), optlock.RetryAttempts(3), optlock.RetryBackoff(0, 0))
+	require.ErrorIs(t, err, optlock.ErrConflict)
+	assert.Equal(t, []bool{false, true, true}, nilContention, "a nil Contention is RetryLockAfter(1)")
+}
+
+// Inside the caller's transaction Transaction runs fn once: locked while the Contention remembers a
+// conflict, and an optimistic conflict there is remembered too.
+func TestRetryLockWhenContendedInCallersTransaction(t *testing.T) {
+	eachDB(t, []any{&HybridCounter{}}, func(t *testing.T, db *gorm.DB) {
+		var c optlock.Contention
+		run := func(result error) (locked bool) {
+			_ = db.Transaction(func(outer *gorm.DB) error {
+				err := optlock.Transaction(context.Background(), outer, func(tx *gorm.DB) error {
+					locked = optlock.LocksReads(tx.Statement.Context)
+					return result
+				}, optlock.RetryLockWhenContended(&c))
+				require.ErrorIs(t, err, result)
+				return nil
+			})
+			return locked
+		}
+		assert.False(t, run(nil), "cold")
+		assert.False(t, run(hybridConflict), "cold, and conflicts")
+		assert.True(t, run(nil), "remembered")
+	})
+}
