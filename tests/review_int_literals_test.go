@@ -42,7 +42,9 @@ func (ReviewSharded) TableName() string { return "review_shardeds" }
 // ReviewSKU is an integer key a driver.Valuer stores as text ("SKU-5").
 type ReviewSKU int64
 
-func (s ReviewSKU) Value() (driver.Value, error) { return "SKU-" + strconv.FormatInt(int64(s), 10), nil }
+func (s ReviewSKU) Value() (driver.Value, error) {
+	return "SKU-" + strconv.FormatInt(int64(s), 10), nil
+}
 
 func (s *ReviewSKU) Scan(src any) error {
 	var text string
