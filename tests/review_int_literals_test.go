@@ -98,9 +98,11 @@ func TestReviewBulkWriteOfValuerIntegerKeysWritesOnlyTheRowsPassed(t *testing.T)
 	})
 }
 
-// REVIEW FINDING: the same defect seen as a false conflict: a key stored as "SKU-5" never equals the
-// literal 5 MySQL's bulk form writes, so every bulk write of such rows is refused as a conflict,
-// although nobody else wrote them (the one-row form and the other databases bind the key and pass).
+// REVIEW FINDING: the same defect with a key stored as text ("SKU-5"): every bulk write of such rows
+// fails although nobody else wrote them. MySQL (today's literals): Error 1292 "Truncated incorrect
+// DECIMAL value: 'SKU-5'". PostgreSQL's int arrays (older): "operator does not exist: character
+// varying = bigint". SQLite's JSON rows (older): a false conflict. The one-row form binds the key
+// and passes; at 09a452e the MySQL case passed.
 func TestReviewBulkWriteOfValuerIntegerKeysIsNoConflict(t *testing.T) {
 	eachDB(t, []any{&ReviewProduct{}}, func(t *testing.T, db *gorm.DB) {
 		rows := []ReviewProduct{{SKU: 5, Version: 1}, {SKU: 6, Version: 1}}
