@@ -14,7 +14,7 @@ func OnTxAborted(fn func(ctx context.Context, table string, err error)) Option {
 }
 
 // RetryNotifyContext is [RetryNotify] with the context of the attempt that failed: fn is called
-// before each wait with that context, the number of the attempt and its error, to count retries or
+// before each retry (and its wait, when there is one) with that context, the number of the attempt and its error, to count retries or
 // record them on the context's trace span. With [Transaction] it is told of every transaction run
 // again. Given with RetryNotify, both are called.
 func RetryNotifyContext(fn func(ctx context.Context, attempt int, err error)) RetryOption {

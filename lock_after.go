@@ -33,7 +33,7 @@ import "context"
 // field (guarded by [Guard], marked with [WithLock] on the read, or with a version or updated_at
 // field), without raw SQL, a locking clause of its own, Distinct, Joins, GROUP BY, a Select of
 // anything but the model's columns, or a table expression other than a table's name. Count, Pluck,
-// Scan, Raw and Row are never locked. A read left unlocked is still correct: its write is checked as
+// Scan, Raw and Row are never locked, nor is a sub-query (a *gorm.DB passed as a value) or a dry run. A read left unlocked is still correct: its write is checked as
 // always and, on a conflict, retried. fn must pass the context it is given on (tx already carries it
 // with Transaction; with Retry, db.WithContext(ctx)).
 func RetryLockAfter(k int) RetryOption {

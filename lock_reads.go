@@ -15,7 +15,10 @@ import (
 // read pays one context lookup; only a marked read pays for the rest.
 func (p *Plugin) lockReads(db *gorm.DB) {
 	stmt := db.Statement
-	if !LocksReads(stmt.Context) || db.Error != nil {
+	// A sub-query (a *gorm.DB passed as a value) is built by running the query callbacks on it in a
+	// dry run: it must not lock inside a statement that is not locked itself (a Count, an UPDATE, a
+	// read of another model). A dry run of the caller's own runs nothing, so it needs no lock either.
+	if !LocksReads(stmt.Context) || db.Error != nil || db.DryRun {
 		return
 	}
 	if d, ok := dialectNamed(db.Dialector.Name()); !ok || !d.rowLocks() || !inCallersTransaction(db) {

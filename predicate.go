@@ -1,7 +1,9 @@
 package optlock
 
 import (
+	"database/sql/driver"
 	"reflect"
+	"regexp"
 	"time"
 
 	"gorm.io/gorm/clause"
@@ -237,12 +239,28 @@ func writeBound(b clause.Builder, v []any, cast string) {
 	b.WriteByte(')')
 }
 
-// isIntegerKey reports whether a key field holds a plain integer (not a pointer, a sql.Null type or a
-// value GORM serializes), which the array and JSON forms send as a number.
+// isIntegerKey reports whether a key field holds a plain integer, stored as one, which the array,
+// JSON and literal forms send as the number it is in Go. Not a pointer, a sql.Null type, a value GORM
+// serializes, an integer type with a Value method of its own (it may store anything: a "SKU-5"), or a
+// column whose type tag is not an integer type (an int kept in a varchar): those are bound, so the
+// driver converts them as it did when it stored them.
 func isIntegerKey(f *schema.Field) bool {
 	t := f.FieldType
-	return f.Serializer == nil && t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && t.Kind() != reflect.Uintptr
+	if f.Serializer != nil || t.Kind() < reflect.Int || t.Kind() > reflect.Uint64 || t.Kind() == reflect.Uintptr {
+		return false
+	}
+	if t.Implements(valuerType) || reflect.PointerTo(t).Implements(valuerType) {
+		return false
+	}
+	return f.DataType == schema.Int || f.DataType == schema.Uint || integerColumnType.MatchString(string(f.DataType))
 }
+
+// valuerType is driver.Valuer, the interface a type implements to choose what it stores.
+var valuerType = reflect.TypeOf((*driver.Valuer)(nil)).Elem()
+
+// integerColumnType matches the type tags of integer columns: int, integer, bigint unsigned, int8,
+// bigserial, ...
+var integerColumnType = regexp.MustCompile(`(?i)^\s*((tiny|small|medium|big)?int(eger)?|int[248]|(small|big)?serial)\b`)
 
 // writeList calls write for 0 … n-1, with commas between.
 func writeList(b clause.Builder, n int, write func(i int)) {

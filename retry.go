@@ -121,8 +121,9 @@ func RetryBackoff(base, maximum time.Duration) RetryOption {
 	return func(p *retryPolicy) { p.base, p.max = max(0, base), max(0, maximum) }
 }
 
-// RetryNotify calls fn before each wait with the number of the attempt that failed and its error,
-// to count or log retries.
+// RetryNotify calls fn before each retry (and its wait, when there is one: the first attempt that
+// locks its reads has none) with the number of the attempt that failed and its error, to count or
+// log retries.
 func RetryNotify(fn func(attempt int, err error)) RetryOption {
 	return func(p *retryPolicy) { p.onRetry = fn }
 }

@@ -103,3 +103,36 @@ func TestBulkWriteUnderPrepareStmtKeepsOneStatementText(t *testing.T) {
 		})
 	}
 }
+
+// LitTextKeyed keeps an integer key in a text column: the bulk forms that send keys as numbers must
+// bind it instead, as it was stored.
+type LitTextKeyed struct {
+	ID      int64 `gorm:"primaryKey;autoIncrement:false;type:varchar(20)"`
+	Qty     int
+	Version int64
+}
+
+func (LitTextKeyed) TableName() string { return "lit_text_keyed" }
+
+func TestBulkWriteOfAnIntegerKeyInATextColumn(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			if d.name == "postgres" {
+				t.Skip("pgx cannot encode an int64 into a varchar parameter: GORM cannot write this model on PostgreSQL at all")
+			}
+			observer := openDB(t, d, []any{&LitTextKeyed{}})
+			caller := openCaller(t, d, observer, &gorm.Config{}, nil)
+			rows := []LitTextKeyed{{ID: 5, Version: 1}, {ID: 40, Version: 1}, {ID: 300, Version: 1}}
+			require.NoError(t, observer.Create(&rows).Error)
+
+			require.NoError(t, optlock.UpdateSafely(caller.db, &rows, map[string]any{"qty": 1}).Error)
+			var stored []LitTextKeyed
+			require.NoError(t, observer.Where("qty = 1 AND version = 2").Find(&stored).Error)
+			assert.Len(t, stored, 3)
+
+			require.NoError(t, observer.Model(&LitTextKeyed{}).Where("id = ?", "40").Update("version", 7).Error)
+			requireConflict(t, optlock.UpdateSafely(caller.db, &rows, map[string]any{"qty": 2}).Error, int64(40))
+			assert.Zero(t, caller.pool.Stats().InUse, "a connection is still checked out")
+		})
+	}
+}

@@ -70,12 +70,11 @@ type ReviewProduct struct {
 
 func (ReviewProduct) TableName() string { return "review_products" }
 
-// REVIEW FINDING: isIntegerKey looks only at the field's Go kind. A key of an integer kind that is a
-// driver.Valuer is stored as whatever Value() returns, but MySQL's bulk form (today) writes the raw
-// Go integer as a literal (appendIntLiteral), so the check compares the wrong value: writing the
-// rows of shard 10 (stored as 100) checks "shard = 10", which are the rows of shard 1, and the write
-// lands on shard 1's rows while shard 10's are not written. (PostgreSQL's int arrays and SQLite's
-// JSON rows take the same raw integers: see the SKU test below for what they do.)
+// A key of an integer kind that is a driver.Valuer is stored as whatever Value() returns: the bulk
+// forms that send keys as numbers (MySQL's literals, PostgreSQL's int arrays, SQLite's JSON rows)
+// must bind it instead (isIntegerKey). Sent as its Go integer, writing the rows of shard 10 (stored
+// as 100) checked "shard = 10", the rows of shard 1, and wrote those instead (a hostile review found
+// it in the literal form on its first day).
 func TestReviewBulkWriteOfValuerIntegerKeysWritesOnlyTheRowsPassed(t *testing.T) {
 	eachDB(t, []any{&ReviewSharded{}}, func(t *testing.T, db *gorm.DB) {
 		seed := []ReviewSharded{
@@ -98,11 +97,9 @@ func TestReviewBulkWriteOfValuerIntegerKeysWritesOnlyTheRowsPassed(t *testing.T)
 	})
 }
 
-// REVIEW FINDING: the same defect with a key stored as text ("SKU-5"): every bulk write of such rows
-// fails although nobody else wrote them. MySQL (today's literals): Error 1292 "Truncated incorrect
-// DECIMAL value: 'SKU-5'". PostgreSQL's int arrays (older): "operator does not exist: character
-// varying = bigint". SQLite's JSON rows (older): a false conflict. The one-row form binds the key
-// and passes; at 09a452e the MySQL case passed.
+// The same with a key stored as text ("SKU-5"): sent as a number, every bulk write of such rows
+// failed although nobody else wrote them (MySQL: Error 1292 "Truncated incorrect DECIMAL value";
+// PostgreSQL: "operator does not exist: character varying = bigint"; SQLite: a false conflict).
 func TestReviewBulkWriteOfValuerIntegerKeysIsNoConflict(t *testing.T) {
 	eachDB(t, []any{&ReviewProduct{}}, func(t *testing.T, db *gorm.DB) {
 		rows := []ReviewProduct{{SKU: 5, Version: 1}, {SKU: 6, Version: 1}}

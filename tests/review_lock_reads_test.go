@@ -51,12 +51,10 @@ func runInLockingAttempt(db *gorm.DB, read func(tx *gorm.DB) error) (error, *sta
 	return err, log
 }
 
-// REVIEW FINDING: GORM builds a *gorm.DB passed as a query argument (a subquery) by running it
-// through the query callbacks (statement.go AddVar: subdb.callbacks.Query().Execute), so
-// optlock:lock_reads adds FOR UPDATE inside subqueries too, inside statements the docs say are never
-// locked: Count, Raw, Pluck, and UPDATE/DELETE of other tables. Their subqueries then take row
-// locks on the lock-checked table that the caller never asked for (and that RetryLockAfter's docs
-// rule out).
+// GORM builds a *gorm.DB passed as a query argument (a sub-query) by running it through the query
+// callbacks in a dry run (statement.go AddVar: subdb.callbacks.Query().Execute): optlock:lock_reads
+// must not add FOR UPDATE there, inside statements that are never locked (Count, Raw, Pluck, an
+// UPDATE or DELETE of another table), where it would take row locks the caller never asked for.
 func TestReviewLockingAttemptNeverLocksInsideUnlockedStatements(t *testing.T) {
 	sub := func(tx *gorm.DB, id uint) *gorm.DB {
 		return tx.Model(&ReviewCounter{}).Select("id").Where("id = ?", id)
@@ -98,10 +96,9 @@ func TestReviewLockingAttemptNeverLocksInsideUnlockedStatements(t *testing.T) {
 	})
 }
 
-// REVIEW FINDING (the same defect, seen in the database): a Count in a locking attempt, whose
-// subquery reads review_counters, leaves the counter row locked until the transaction ends: another
-// connection's FOR UPDATE NOWAIT on it fails. The docs say a Count is never locked, and the caller
-// never read a ReviewCounter to write it.
+// The same seen in the database: a Count in a locking attempt, whose sub-query reads
+// review_counters, must leave the counter row unlocked: another connection's FOR UPDATE NOWAIT on it
+// succeeds.
 func TestReviewCountWithSubqueryHoldsNoRowLock(t *testing.T) {
 	eachDB(t, reviewLockModels, func(t *testing.T, db *gorm.DB) {
 		if !hasRowLocks(db) {
