@@ -19,7 +19,7 @@ type LitSigned struct {
 	Version int32
 }
 
-func (LitSigned) TableName() string { return "lit_signed" }
+func (LitSigned) TableName() string { return "core_lit_signed" }
 
 // LitUnsigned has unsigned keys above int64's range (MySQL and MariaDB store them in bigint unsigned).
 type LitUnsigned struct {
@@ -28,7 +28,7 @@ type LitUnsigned struct {
 	Version int64
 }
 
-func (LitUnsigned) TableName() string { return "lit_unsigned" }
+func (LitUnsigned) TableName() string { return "core_lit_unsigned" }
 
 // MySQL's bulk form writes integer keys and versions into the SQL as literals (int_literals.go): every
 // integer must come out as the number it is, at both ends of its range and below zero, and a refused
@@ -112,7 +112,7 @@ type LitTextKeyed struct {
 	Version int64
 }
 
-func (LitTextKeyed) TableName() string { return "lit_text_keyed" }
+func (LitTextKeyed) TableName() string { return "core_lit_text_keyed" }
 
 func TestBulkWriteOfAnIntegerKeyInATextColumn(t *testing.T) {
 	for _, d := range dialects {
