@@ -9,9 +9,9 @@ import (
 	"gorm.io/gorm/clause"
 )
 
-// integerLiterals returns where to write the predicate's rows as literals, or nil when they are to be
-// bound. The predicate writes its rows' integer keys and lock values into
-// the SQL as literals instead of binding them: "(id, version) IN ((1,7),(2,7))".
+// integerLiterals returns the statement's SQL builder when the predicate writes its rows' integer
+// keys and lock values into the SQL as literals, "(id, version) IN ((1,7),(2,7))", instead of binding
+// them; nil when they are bound.
 //
 // On MySQL and MariaDB a bound list costs the driver and the server two parameters per row to send
 // and bind, and without interpolateParams it is a prepared statement of its own (prepare, execute,
